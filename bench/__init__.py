@@ -1,0 +1,1 @@
+"""Suites, the runner, executors, the results store and the per-cell analyses."""

@@ -1,0 +1,5 @@
+"""Estimators and their kernel views: telescoping networks, tree lenses, the registry."""
+
+from .kernel_view import KernelView
+
+__all__ = ["KernelView"]

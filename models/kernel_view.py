@@ -1,0 +1,150 @@
+"""The common form of every lens model: an additive, kernel-weighted sum over training data.
+
+A :class:`KernelView` is what a network or a boosted ensemble looks like through the
+telescoping lens (DESIGN.md 1.3): for each evaluation point ``x`` its prediction is
+
+    prediction(x) = offset(x) + sum_i contributions(x, i) + unattributed(x)
+
+where ``contributions(x, i)`` is training example ``i``'s accumulated, kernel-weighted
+share of the updates. ``prediction`` is computed independently of the other terms (the
+telescoping model's own output, or the library's leaf-value sum for trees), so the
+identity above is a check, not a definition: :meth:`KernelView.check_identity` asserts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["KernelView"]
+
+
+@dataclass(frozen=True, eq=False)
+class KernelView:
+    """Kernel decomposition of a fitted lens model on an evaluation set.
+
+    Shapes use ``m`` evaluation points, ``n`` training examples, ``K`` outputs (absent
+    when ``K == 1``) and ``c`` checkpoints.
+
+    Attributes
+    ----------
+    offset : ndarray of shape (m,) or (m, K)
+        Initial prediction ``f_0(x)`` (network at initialisation, booster's base score).
+    contributions : ndarray of shape (m, n) or (m, n, K)
+        ``C(x, i)``: training example ``i``'s summed contribution to the prediction at ``x``.
+    unattributed : ndarray of shape (m,) or (m, K)
+        Summed part of the updates not attributable to the current batch's gradients
+        (momentum, weight decay); zero for plain SGD and for trees.
+    prediction : ndarray of shape (m,) or (m, K)
+        The telescoping model's prediction, computed on its own.
+    checkpoints : ndarray of shape (c,)
+        Optimisation steps (networks) or boosting rounds (trees), 1-based, at which the
+        kernel norms were taken.
+    kernel_norms : ndarray of shape (m, c)
+        ``kappa_t(x)``: norm over all training examples of the step's kernel weights.
+    train_kernel_norms : ndarray of shape (n, c)
+        The same for the training examples themselves.
+    smoother : ndarray of shape (m, n) or None
+        Linear-smoother weights ``s_T(x)`` (squared loss only, DESIGN.md 1.6).
+    loss : {"squared_error", "log_loss"}
+        The training loss whose gradients the contributions carry.
+    norm : {"l1", "l2"}
+        The norm used for ``kernel_norms``.
+    metadata : dict
+        Free-form description (model kind, library, subsampling used for norms, ...).
+    """
+
+    offset: np.ndarray
+    contributions: np.ndarray
+    unattributed: np.ndarray
+    prediction: np.ndarray
+    checkpoints: np.ndarray
+    kernel_norms: np.ndarray
+    train_kernel_norms: np.ndarray
+    smoother: np.ndarray | None = None
+    loss: str = "squared_error"
+    norm: str = "l1"
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        offset = np.asarray(self.offset)
+        contributions = np.asarray(self.contributions)
+        m = offset.shape[0]
+        if contributions.shape[0] != m:
+            raise ValueError(
+                f"contributions has {contributions.shape[0]} rows but offset has {m}"
+            )
+        if contributions.ndim != offset.ndim + 1:
+            raise ValueError(
+                "contributions must have one more axis (the training examples) than "
+                f"offset; got shapes {contributions.shape} and {offset.shape}"
+            )
+        for name in ("unattributed", "prediction"):
+            value = np.asarray(getattr(self, name))
+            if value.shape != offset.shape:
+                raise ValueError(
+                    f"{name} must have the shape of offset {offset.shape}, got {value.shape}"
+                )
+        n_checkpoints = np.asarray(self.checkpoints).shape[0]
+        for name, rows in (("kernel_norms", m), ("train_kernel_norms", self.n_train)):
+            value = np.asarray(getattr(self, name))
+            if value.shape != (rows, n_checkpoints):
+                raise ValueError(
+                    f"{name} must have shape {(rows, n_checkpoints)}, got {value.shape}"
+                )
+        if self.smoother is not None and np.asarray(self.smoother).shape != (m, self.n_train):
+            raise ValueError(
+                f"smoother must have shape {(m, self.n_train)}, "
+                f"got {np.asarray(self.smoother).shape}"
+            )
+        if self.norm not in ("l1", "l2"):
+            raise ValueError(f"norm must be 'l1' or 'l2', got {self.norm!r}")
+
+    @property
+    def n_eval(self) -> int:
+        """Number of evaluation points ``m``."""
+        return int(np.asarray(self.offset).shape[0])
+
+    @property
+    def n_train(self) -> int:
+        """Number of training examples ``n``."""
+        return int(np.asarray(self.contributions).shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of model outputs ``K``."""
+        offset = np.asarray(self.offset)
+        return 1 if offset.ndim == 1 else int(offset.shape[1])
+
+    @property
+    def max_kernel_norms(self) -> np.ndarray:
+        """``kappa(x) = max_t kappa_t(x)`` for each evaluation point, shape (m,)."""
+        return np.asarray(self.kernel_norms).max(axis=1)
+
+    @property
+    def max_train_kernel_norms(self) -> np.ndarray:
+        """``kappa(x_i) = max_t kappa_t(x_i)`` for each training example, shape (n,)."""
+        return np.asarray(self.train_kernel_norms).max(axis=1)
+
+    def reconstruction(self) -> np.ndarray:
+        """``offset + sum_i contributions + unattributed``: the right-hand side of 1.3."""
+        return (
+            np.asarray(self.offset, dtype=np.float64)
+            + np.asarray(self.contributions, dtype=np.float64).sum(axis=1)
+            + np.asarray(self.unattributed, dtype=np.float64)
+        )
+
+    def identity_error(self) -> float:
+        """Largest relative violation of the identity, scaled by the prediction's size."""
+        prediction = np.asarray(self.prediction, dtype=np.float64)
+        scale = max(float(np.max(np.abs(prediction), initial=0.0)), 1e-12)
+        return float(np.max(np.abs(self.reconstruction() - prediction), initial=0.0) / scale)
+
+    def check_identity(self, rtol: float = 1e-5) -> None:
+        """Raise AssertionError unless the identity of DESIGN.md 1.3 holds to ``rtol``."""
+        error = self.identity_error()
+        if not error <= rtol:
+            raise AssertionError(
+                f"KernelView identity violated: relative error {error:.3g} > {rtol:g}"
+            )

@@ -1,0 +1,1 @@
+"""HTML and Markdown comparison reports built from a results directory."""
