@@ -1,0 +1,327 @@
+"""One cell of a benchmark: fit one model on one split of one dataset, score it, and run the
+cell-level lens analyses. Runs inside workers; it never touches the results store.
+
+What a cell returns (:class:`CellOutcome`) is plain data: the row for the ``cells`` table,
+Parquet-ready frames, and rows for the ``analyses`` table that refer to those frames by name.
+The driver writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from tabscope.datasets import Dataset, PreparedData, Split, prepare_data
+
+from .metrics import classification_scores, regression_scores
+from .suite import AnalysisSettings, ModelEntry
+
+__all__ = ["CellOutcome", "CellTask", "cell_id", "evaluation_rows", "run_cell"]
+
+logger = logging.getLogger(__name__)
+
+
+def cell_id(dataset: str, model: str, seed: int) -> str:
+    """The key of a cell in the store."""
+    return f"{dataset}::{model}::{seed}"
+
+
+def analysis_id(analysis: str, dataset: str, seed: int, models: list[str]) -> str:
+    """The key of an analysis row in the store."""
+    return f"{analysis}::{dataset}::{seed}::{'+'.join(models)}"
+
+
+def storage_key(key: str) -> str:
+    """A file-system-safe folder name for a cell or analysis key."""
+    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:80]
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def evaluation_rows(n_test: int, max_eval: int, seed: int) -> np.ndarray:
+    """Positions in the test set used by the kernel analyses: the same for every model."""
+    if n_test <= max_eval:
+        return np.arange(n_test)
+    rng = np.random.default_rng([seed, 1729])
+    return np.sort(rng.choice(n_test, size=max_eval, replace=False))
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a worker needs to run one cell."""
+
+    dataset: Dataset
+    split: Split
+    model: ModelEntry
+    seed: int
+    metrics: tuple[str, ...]
+    analyses: tuple[str, ...] = ()
+    analysis_settings: AnalysisSettings = AnalysisSettings()
+    n_threads: int | None = None
+
+    @property
+    def cell_id(self) -> str:
+        return cell_id(self.dataset.source, self.model.name, self.seed)
+
+
+@dataclass
+class CellOutcome:
+    """A finished cell: its row, its frames and its analysis rows."""
+
+    row: dict
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    analyses: list[dict] = field(default_factory=list)
+
+
+def failed_outcome(task: CellTask, error: str) -> CellOutcome:
+    """The outcome of a cell that could not run (recorded as failed, with the reason)."""
+    return CellOutcome(row=_base_row(task) | {"status": "failed", "error": error, "finished_at": now()})
+
+
+def _base_row(task: CellTask) -> dict:
+    return {
+        "cell_id": task.cell_id,
+        "dataset": task.dataset.source,
+        "dataset_name": task.dataset.name,
+        "task": task.dataset.task,
+        "model": task.model.name,
+        "role": task.model.spec.role,
+        "seed": task.seed,
+        "split_hash": task.split.hash,
+        "config_hash": task.model.config_hash(),
+    }
+
+
+def _limit_threads(n_threads: int | None):
+    """Keep one cell from oversubscribing the cores shared with other workers."""
+    from threadpoolctl import threadpool_limits
+
+    if n_threads is None:
+        return threadpool_limits(limits=None)
+    import torch
+
+    torch.set_num_threads(n_threads)
+    return threadpool_limits(limits=n_threads)
+
+
+def run_cell(task: CellTask) -> CellOutcome:
+    """Fit, predict, score and analyse one cell; failures become a failed outcome."""
+    try:
+        with _limit_threads(task.n_threads):
+            return _run_cell(task)
+    except Exception as exc:  # a failing model must not stop the benchmark
+        logger.debug("cell %s failed", task.cell_id, exc_info=True)
+        message = f"{type(exc).__name__}: {exc}"
+        return failed_outcome(task, message)
+
+
+def _run_cell(task: CellTask) -> CellOutcome:
+    dataset, split, entry = task.dataset, task.split, task.model
+    data = prepare_data(dataset, split, entry.spec.preprocessing)
+    estimator = entry.spec.build(dataset.task, entry.params, random_state=task.seed)
+    y_fit = _fit_target(data)
+
+    started = time.perf_counter()
+    estimator.fit(data.X_train, y_fit)
+    fit_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    predictions, proba = _predict(estimator, data)
+    predict_seconds = time.perf_counter() - started
+
+    if dataset.task == "regression":
+        scores = regression_scores(data.y_test, predictions)
+        frame = pd.DataFrame({"row": split.test, "y_true": data.y_test, "y_pred": predictions})
+    else:
+        n_classes = len(data.classes)
+        scores = classification_scores(data.y_test, predictions, proba, n_classes)
+        frame = pd.DataFrame({"row": split.test, "y_true": data.y_test, "y_pred": predictions})
+        if proba is not None:
+            for k in range(n_classes):
+                frame[f"proba_{k}"] = proba[:, k]
+    scores = {name: value for name, value in scores.items() if name in task.metrics}
+
+    outcome = CellOutcome(
+        row=_base_row(task)
+        | scores
+        | {
+            "status": "ok",
+            "fit_seconds": fit_seconds,
+            "predict_seconds": predict_seconds,
+            "n_train": len(split.train),
+            "n_test": len(split.test),
+            "finished_at": now(),
+        },
+        frames={"predictions": frame},
+    )
+    if task.analyses:
+        _run_cell_analyses(task, estimator, data, outcome)
+    return outcome
+
+
+def _fit_target(data: PreparedData) -> np.ndarray:
+    """Networks see a standardised regression target (DESIGN.md section 3)."""
+    if data.kind == "network" and data.target_mean is not None:
+        return (data.y_train - data.target_mean) / data.target_scale
+    return data.y_train
+
+
+def _predict(estimator, data: PreparedData) -> tuple[np.ndarray, np.ndarray | None]:
+    if data.classes is None:
+        predictions = np.asarray(estimator.predict(data.X_test), dtype=np.float64).reshape(-1)
+        if data.kind == "network" and data.target_mean is not None:
+            predictions = predictions * data.target_scale + data.target_mean
+        return predictions, None
+    predictions = np.asarray(estimator.predict(data.X_test)).astype(np.int64)
+    if not hasattr(estimator, "predict_proba"):
+        return predictions, None
+    raw = np.asarray(estimator.predict_proba(data.X_test), dtype=np.float64)
+    # Columns follow estimator.classes_, which may miss a class absent from training.
+    proba = np.zeros((len(predictions), len(data.classes)))
+    proba[:, np.asarray(estimator.classes_, dtype=np.int64)] = raw
+    return predictions, proba
+
+
+# -- cell-level lens analyses ------------------------------------------------------------------
+
+
+def lens_for(estimator, data: PreparedData, y_fit: np.ndarray):
+    """The kernel lens of a fitted estimator, or None when it has none.
+
+    Telescoping networks are their own lens; a supported booster is wrapped in a TreeLens
+    over the data it was fitted on.
+    """
+    if hasattr(estimator, "kernel_view"):
+        return estimator
+    from tabscope.models import TreeLens
+
+    try:
+        return TreeLens.from_fitted(estimator, data.X_train, y_fit)
+    except (TypeError, ValueError) as exc:
+        if "not supported" in str(exc).lower() or "unsupported" in str(exc).lower():
+            return None
+        raise
+
+
+def _analysis_row(task: CellTask, analysis: str, status: str, **extra) -> dict:
+    return {
+        "analysis_id": analysis_id(analysis, task.dataset.source, task.seed, [task.model.name]),
+        "analysis": analysis,
+        "dataset": task.dataset.source,
+        "seed": task.seed,
+        "models": json.dumps([task.model.name]),
+        "status": status,
+        "finished_at": now(),
+    } | extra
+
+
+def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: CellOutcome) -> None:
+    """Kernel norms (for irregularity), effective parameters and fidelity of one cell.
+
+    Each analysis fails on its own: its row says why, the cell's scores stay.
+    """
+    from . import analyses as lens_analyses
+
+    settings = task.analysis_settings
+    wanted = set(task.analyses)
+    eval_rows = evaluation_rows(len(data.X_test), settings.max_eval, task.seed)
+    X_eval = data.X_test[eval_rows]
+    jobs = []
+    if "irregularity" in wanted:
+        jobs.append("kernel_norms")
+    if "effective_parameters" in wanted and task.dataset.task == "regression":
+        jobs.append("effective_parameters")  # defined for squared loss only (DESIGN.md 1.6)
+    if "fidelity" in wanted and hasattr(estimator, "telescoping_fidelity"):
+        jobs.append("fidelity")
+    if not jobs:
+        return
+
+    def fail(job: str, exc: Exception) -> None:
+        logger.debug("analysis %s of %s failed", job, task.cell_id, exc_info=True)
+        outcome.analyses.append(_analysis_row(task, job, "failed", error=f"{type(exc).__name__}: {exc}"))
+
+    def succeed(job: str, summary: dict, started: float, frame: str | None = None) -> None:
+        summary["seconds"] = time.perf_counter() - started
+        outcome.analyses.append(
+            _analysis_row(task, job, "ok", summary=json.dumps(summary), arrays_path=frame)
+        )
+
+    try:
+        lens = lens_for(estimator, data, _fit_target(data))
+    except Exception as exc:
+        for job in jobs:
+            fail(job, exc)
+        return
+    if lens is None:
+        return  # a plain estimator takes part in the scores only
+
+    n_train = len(data.X_train)
+    stacked = None
+    if "effective_parameters" in jobs:
+        started = time.perf_counter()
+        try:
+            if n_train > settings.max_smoother_train:
+                raise ValueError(
+                    f"effective parameters need an n x n smoother; n_train = {n_train} exceeds "
+                    f"analysis.max_smoother_train = {settings.max_smoother_train}"
+                )
+            # One view over training and evaluation rows: a single replay for networks.
+            stacked = lens.kernel_view(
+                np.vstack([data.X_train, X_eval]), norm=settings.norm, smoother=True
+            )
+            smoother = np.asarray(stacked.smoother)
+            summary = {
+                "p_train": lens_analyses.effective_parameters(smoother[:n_train], n_train),
+                "p_test": lens_analyses.effective_parameters(smoother[n_train:], n_train),
+                "n_train": n_train,
+                "n_eval": len(eval_rows),
+            }
+            succeed("effective_parameters", summary, started)
+        except Exception as exc:
+            fail("effective_parameters", exc)
+
+    if "kernel_norms" in jobs:
+        started = time.perf_counter()
+        try:
+            if stacked is not None:
+                view, offset = stacked, n_train
+            else:
+                view, offset = lens.kernel_view(X_eval, norm=settings.norm), 0
+            norms = view.max_kernel_norms[offset:]
+            train_norms = view.max_train_kernel_norms
+            kappa_bar = lens_analyses.normalized_kernel_norms(norms, train_norms)
+            train_kappa_bar = lens_analyses.normalized_kernel_norms(train_norms, train_norms)
+            outcome.frames["kernel_norms"] = pd.DataFrame(
+                {"row": task.split.test[eval_rows], "kappa": norms, "kappa_bar": kappa_bar}
+            )
+            outcome.frames["train_kernel_norms"] = pd.DataFrame(
+                {"row": task.split.train, "kappa": train_norms, "kappa_bar": train_kappa_bar}
+            )
+            summary = {
+                "mean_kappa_bar_test": float(np.mean(kappa_bar)),
+                "max_kappa_bar_test": float(np.max(kappa_bar)),
+                "max_kappa_bar_train": float(np.max(train_kappa_bar)),
+                "n_eval": len(eval_rows),
+                "norm": settings.norm,
+            }
+            succeed("kernel_norms", summary, started, frame="kernel_norms")
+        except Exception as exc:
+            fail("kernel_norms", exc)
+
+    if "fidelity" in jobs:
+        started = time.perf_counter()
+        try:
+            fidelity = lens_analyses.fidelity_summary(estimator, X_eval)
+            succeed("fidelity", {key: float(value) for key, value in fidelity.items()}, started)
+        except Exception as exc:
+            fail("fidelity", exc)

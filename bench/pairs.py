@@ -1,0 +1,165 @@
+"""Analyses of a compared (network, tree) pair, computed by the driver from stored arrays.
+
+The irregularity analysis (DESIGN.md 1.5) needs both models' test predictions and normalised
+kernel norms on the same evaluation rows, plus each row's irregularity score. The scores are
+computed once from the split and stored; the curve is then a pure function of stored arrays,
+so :func:`recompute_irregularity` reproduces it from the results directory alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from tabscope.datasets import Dataset, Split, prepare_data
+
+from . import analyses as lens_analyses
+from .cells import analysis_id, cell_id, now, storage_key
+from .store import ResultsStore
+from .suite import AnalysisSettings, Suite
+
+__all__ = ["irregularity_arrays", "irregularity_from_arrays", "recompute_irregularity",
+           "run_pair_analyses"]
+
+logger = logging.getLogger(__name__)
+
+
+def _require_ok(cells: pd.DataFrame, analyses: pd.DataFrame, dataset: str, seed: int,
+                model: str) -> tuple[pd.Series, pd.Series]:
+    key = cell_id(dataset, model, seed)
+    row = cells[cells["cell_id"] == key]
+    if row.empty:
+        raise ValueError(f"cell {key} has not run")
+    row = row.iloc[0]
+    if row["status"] != "ok":
+        raise ValueError(f"cell {key} failed: {row['error']}")
+    norms_key = analysis_id("kernel_norms", dataset, seed, [model])
+    norms = analyses[analyses["analysis_id"] == norms_key]
+    if norms.empty:
+        raise ValueError(f"model {model!r} has no kernel view (it is not a lens)")
+    norms = norms.iloc[0]
+    if norms["status"] != "ok":
+        raise ValueError(f"kernel norms of {key} failed: {norms['error']}")
+    return row, norms
+
+
+def irregularity_arrays(
+    store: ResultsStore, dataset: Dataset, split: Split, network: str, tree: str,
+    settings: AnalysisSettings,
+) -> pd.DataFrame:
+    """Gather the per-example arrays of one pair: truth, predictions, kappa-bar, score."""
+    cells, analyses = store.cells(), store.analyses()
+    frames = {}
+    for model in (network, tree):
+        row, norms = _require_ok(cells, analyses, dataset.source, split.seed, model)
+        predictions = store.read_frame(row["predictions_path"])
+        kernel = store.read_frame(json.loads(norms["arrays_path"])["kernel_norms"])
+        frames[model] = predictions.merge(kernel[["row", "kappa_bar"]], on="row", how="inner")
+    rows = frames[network]["row"].to_numpy()
+    if not np.array_equal(np.sort(rows), np.sort(frames[tree]["row"].to_numpy())):
+        raise ValueError(f"{network!r} and {tree!r} were analysed on different evaluation rows")
+    data = prepare_data(dataset, split, "network")
+    position = {row: i for i, row in enumerate(split.test)}
+    X_eval = data.X_test[[position[row] for row in rows]]
+    scores = lens_analyses.irregularity_scores(
+        data.X_train, X_eval, method=settings.irregularity_method, random_state=split.seed
+    )
+    out = pd.DataFrame({"row": rows, "y_true": frames[network]["y_true"].to_numpy(),
+                        "score": scores})
+    for role, model in (("network", network), ("tree", tree)):
+        frame = frames[model].set_index("row").loc[rows]
+        out[f"{role}_kappa_bar"] = frame["kappa_bar"].to_numpy()
+        for column in frame.columns:
+            if column == "y_pred" or column.startswith("proba_"):
+                out[f"{role}_{column}"] = frame[column].to_numpy()
+    return out
+
+
+def irregularity_from_arrays(
+    arrays: pd.DataFrame, task: str, network: str, tree: str, settings: AnalysisSettings,
+    seed: int,
+) -> tuple[pd.DataFrame, dict]:
+    """The irregularity curve and its summary, from the stored per-example arrays alone."""
+    predictions, kappa_bar = {}, {}
+    for role, model in (("network", network), ("tree", tree)):
+        if task == "classification":
+            columns = sorted((c for c in arrays.columns if c.startswith(f"{role}_proba_")),
+                             key=lambda c: int(c.rsplit("_", 1)[1]))
+            predictions[model] = (arrays[columns].to_numpy() if columns
+                                  else arrays[f"{role}_y_pred"].to_numpy())
+        else:
+            predictions[model] = arrays[f"{role}_y_pred"].to_numpy()
+        kappa_bar[model] = arrays[f"{role}_kappa_bar"].to_numpy()
+    y_true = arrays["y_true"].to_numpy()
+    scores = arrays["score"].to_numpy()
+    curve = lens_analyses.irregularity_curve(
+        y_true, predictions, kappa_bar, scores, network=network, tree=tree, task=task,
+        quantile=settings.quantile, n_redraws=settings.n_redraws, random_state=seed,
+    )
+    summary = {"method": settings.irregularity_method, "n_eval": int(len(arrays))}
+    for role, model in (("network", network), ("tree", tree)):
+        correlation = stats.spearmanr(scores, kappa_bar[model])
+        summary[f"{role}_spearman_score_kappa"] = float(correlation.statistic)
+        summary[f"{role}_spearman_pvalue"] = float(correlation.pvalue)
+        at = curve[(curve["model"] == model)]
+        summary[f"{role}_kappa_bar_p0"] = float(at[at["p"] == at["p"].min()]["kappa_bar_mean"].iloc[0])
+        summary[f"{role}_kappa_bar_p1"] = float(at[at["p"] == at["p"].max()]["kappa_bar_mean"].iloc[0])
+    ends = curve[curve["model"] == network].sort_values("p")
+    summary["gap_p0"] = float(ends["gap_mean"].iloc[0])
+    summary["gap_p1"] = float(ends["gap_mean"].iloc[-1])
+    summary["relative_increase_p1"] = float(ends["relative_increase_mean"].iloc[-1])
+    summary["relative_increase_p1_std"] = float(ends["relative_increase_std"].iloc[-1])
+    summary["metric"] = str(ends["metric"].iloc[0])
+    return curve, summary
+
+
+def recompute_irregularity(store: ResultsStore, analysis: pd.Series | dict) -> pd.DataFrame:
+    """Recompute a stored irregularity curve from the stored arrays (no hidden state)."""
+    arrays_paths = json.loads(analysis["arrays_path"])
+    arrays = store.read_frame(arrays_paths["arrays"])
+    network, tree = analysis["models"]
+    summary = analysis["summary"]
+    settings = AnalysisSettings(**summary["settings"])
+    curve, _ = irregularity_from_arrays(arrays, summary["task"], network, tree, settings,
+                                        int(analysis["seed"]))
+    return curve
+
+
+def run_pair_analyses(
+    suite: Suite, store: ResultsStore, splits: dict[tuple[str, int], tuple[Dataset, Split]]
+) -> int:
+    """Compute the irregularity analysis of every compared pair; return the number failed."""
+    if "irregularity" not in suite.analyses:
+        return 0
+    n_failed = 0
+    settings = suite.analysis
+    for (source, seed), (dataset, split) in splits.items():
+        for network, tree in suite.compare:
+            key = analysis_id("irregularity", source, seed, [network, tree])
+            row = {"analysis_id": key, "analysis": "irregularity", "dataset": source,
+                   "seed": seed, "models": json.dumps([network, tree])}
+            try:
+                arrays = irregularity_arrays(store, dataset, split, network, tree, settings)
+                curve, summary = irregularity_from_arrays(arrays, dataset.task, network, tree,
+                                                          settings, seed)
+                summary["task"] = dataset.task
+                summary["settings"] = asdict(settings)
+                folder = f"pairs/{storage_key(key)}"
+                paths = {
+                    "arrays": store.write_frame(f"{folder}/arrays.parquet", arrays),
+                    "curve": store.write_frame(f"{folder}/curve.parquet", curve),
+                }
+                row |= {"status": "ok", "summary": json.dumps(summary),
+                        "arrays_path": json.dumps(paths)}
+            except Exception as exc:
+                logger.debug("irregularity analysis %s failed", key, exc_info=True)
+                row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                n_failed += 1
+            row["finished_at"] = now()
+            store.record(analyses=[row])
+    return n_failed

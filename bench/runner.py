@@ -1,0 +1,271 @@
+"""The runner: expand a suite into cells, run them, store every result as it arrives.
+
+Datasets are loaded and split once, in the driver, and shipped with each cell; the driver alone
+writes the store. A cell already finished with the same configuration is skipped, so an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tabscope.datasets import Dataset, Split, expand_source, load_dataset, make_split
+
+from .cells import CellOutcome, CellTask, failed_outcome, run_cell, storage_key
+from .executors import Executor, WorkerLost, available_cores, make_executor
+from .pairs import run_pair_analyses
+from .store import ARRAYS_DIR, DB_NAME, ResultsStore
+from .suite import Suite
+
+__all__ = ["RunSummary", "default_output_dir", "prepare_cells", "run_suite"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    output_dir: Path
+    n_cells: int = 0
+    n_skipped: int = 0
+    n_ok: int = 0
+    n_failed: int = 0
+    n_analyses_failed: int = 0
+    seconds: float = 0.0
+    failed: list[str] = field(default_factory=list)
+
+
+def default_output_dir(suite: Suite) -> Path:
+    """Where ``tabscope run`` writes when no ``--out`` is given."""
+    return Path("tabscope-results") / suite.name
+
+
+def environment() -> dict:
+    """Versions and machine facts stored with every run, for the report."""
+    import lightgbm
+    import numpy
+    import pandas
+    import sklearn
+    import torch
+    import xgboost
+
+    import tabscope
+
+    return {
+        "tabscope": tabscope.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cores": available_cores(),
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch.__version__,
+        "xgboost": xgboost.__version__,
+        "lightgbm": lightgbm.__version__,
+    }
+
+
+def load_suite_datasets(suite: Suite, cache_dir=None) -> list[Dataset]:
+    """Load every dataset of the suite once; suites of datasets expand to their members."""
+    datasets: list[Dataset] = []
+    seen: set[str] = set()
+    for source in suite.datasets:
+        for member in expand_source(source, cache_dir=cache_dir):
+            if member not in seen:
+                seen.add(member)
+                datasets.append(load_dataset(member, cache_dir=cache_dir))
+    return datasets
+
+
+def prepare_cells(
+    suite: Suite, datasets: list[Dataset], n_threads: int | None = None
+) -> tuple[list[CellTask], dict[tuple[str, int], tuple[Dataset, Split]]]:
+    """Expand the suite into cell tasks (dataset x seed x model) with shared splits."""
+    tasks = []
+    splits = {}
+    for dataset in datasets:
+        for seed in suite.seeds:
+            split = make_split(
+                dataset, seed, test_size=suite.split.test_size,
+                valid_size=suite.split.valid_size, max_train=suite.split.max_train,
+            )
+            splits[(dataset.source, seed)] = (dataset, split)
+            for entry in suite.models:
+                tasks.append(CellTask(
+                    dataset=dataset, split=split, model=entry, seed=seed,
+                    metrics=suite.metrics_for(dataset.task), analyses=suite.analyses,
+                    analysis_settings=suite.analysis, n_threads=n_threads,
+                ))
+    return tasks, splits
+
+
+def clear_results(directory: Path) -> None:
+    """Remove what tabscope wrote in ``directory`` (``--fresh``), and nothing else."""
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+        (directory / name).unlink(missing_ok=True)
+    shutil.rmtree(directory / ARRAYS_DIR, ignore_errors=True)
+
+
+def store_outcome(store: ResultsStore, outcome: CellOutcome) -> None:
+    """Write a cell's frames, then its rows in one transaction."""
+    folder = f"cells/{storage_key(outcome.row['cell_id'])}"
+    paths = {
+        name: store.write_frame(f"{folder}/{name}.parquet", frame)
+        for name, frame in outcome.frames.items()
+    }
+    row = dict(outcome.row)
+    row["predictions_path"] = paths.get("predictions")
+    analyses = []
+    for analysis in outcome.analyses:
+        analysis = dict(analysis)
+        if analysis.get("arrays_path"):
+            analysis["arrays_path"] = json.dumps(
+                {name: paths[name] for name in outcome.frames if name != "predictions"}
+            )
+        analyses.append(analysis)
+    store.record(cells=[row], analyses=analyses)
+
+
+def run_suite(
+    suite: Suite,
+    output_dir: str | Path | None = None,
+    *,
+    executor: Executor | str = "local",
+    n_jobs: int = 1,
+    scheduler: str | None = None,
+    retries: int = 1,
+    fresh: bool = False,
+    cache_dir=None,
+    progress: bool = False,
+) -> RunSummary:
+    """Run ``suite`` and store its results in ``output_dir``.
+
+    Parameters
+    ----------
+    suite : Suite
+        The validated suite.
+    output_dir : str or Path, optional
+        Results directory; default ``tabscope-results/<suite name>``.
+    executor : {"local", "processes", "dask"} or Executor, default="local"
+        Where cells run. "local" with ``n_jobs > 1`` uses local processes.
+    n_jobs : int, default=1
+        Number of workers (local processes, or LocalCluster workers for Dask).
+    scheduler : str, optional
+        Address of a running Dask scheduler.
+    retries : int, default=1
+        Times a cell is retried after its worker died.
+    fresh : bool, default=False
+        Discard earlier results in ``output_dir`` instead of resuming.
+    cache_dir : path, optional
+        Dataset cache directory.
+    progress : bool, default=False
+        Show a progress bar.
+
+    Returns
+    -------
+    RunSummary
+    """
+    if not isinstance(suite, Suite):
+        raise TypeError(f"suite must be a Suite (see load_suite), got {type(suite).__name__}")
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    started = time.perf_counter()
+    output_dir = Path(output_dir) if output_dir is not None else default_output_dir(suite)
+    if fresh and output_dir.exists():
+        clear_results(output_dir)
+    store = ResultsStore(output_dir)
+    # Load everything that can fail on bad input before the first cell runs.
+    datasets = load_suite_datasets(suite, cache_dir=cache_dir)
+
+    own_executor = isinstance(executor, str)
+    if own_executor:
+        executor = make_executor(executor, n_workers=n_jobs, scheduler=scheduler, retries=retries)
+    try:
+        n_threads = max(1, available_cores() // max(1, executor.n_workers))
+        tasks, splits = prepare_cells(suite, datasets, n_threads=n_threads)
+        store.set_meta({
+            "suite_name": suite.name,
+            "suite": suite.source_text,
+            "environment": environment(),
+            "seeds": list(suite.seeds),
+            "models": {e.name: {"role": e.spec.role, "preprocessing": e.spec.preprocessing,
+                                "params": e.params} for e in suite.models},
+            "compare": [list(pair) for pair in suite.compare],
+            "analyses": list(suite.analyses),
+        })
+        states = store.cell_states()
+        todo = [
+            task for task in tasks
+            if states.get(task.cell_id) != ("ok", task.model.config_hash())
+        ]
+        summary = RunSummary(output_dir=output_dir, n_cells=len(tasks),
+                             n_skipped=len(tasks) - len(todo))
+        with _progress(progress, len(todo), suite.name) as advance:
+            for task, result in executor.run(run_cell, todo):
+                if isinstance(result, WorkerLost):
+                    result = failed_outcome(task, f"WorkerLost: {result}")
+                store_outcome(store, result)
+                _count(summary, result)
+                advance(result)
+        summary.n_analyses_failed += run_pair_analyses(suite, store, splits)
+    finally:
+        if own_executor:
+            executor.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _count(summary: RunSummary, outcome: CellOutcome) -> None:
+    if outcome.row["status"] == "ok":
+        summary.n_ok += 1
+    else:
+        summary.n_failed += 1
+        summary.failed.append(f"{outcome.row['cell_id']}: {outcome.row.get('error')}")
+    summary.n_analyses_failed += sum(a["status"] == "failed" for a in outcome.analyses)
+
+
+class _progress:
+    """A rich progress bar over cells, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, title: str):
+        self.enabled = enabled and total > 0
+        self.total = total
+        self.title = title
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda outcome: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+            transient=False,
+        )
+        self._progress.__enter__()
+        task_id = self._progress.add_task(self.title, total=self.total, last="")
+
+        def advance(outcome: CellOutcome) -> None:
+            row = outcome.row
+            mark = "ok" if row["status"] == "ok" else "FAILED"
+            self._progress.update(
+                task_id, advance=1,
+                last=f"{row['dataset_name']} / {row['model']} / seed {row['seed']}: {mark}",
+            )
+
+        return advance
+
+    def __exit__(self, *exc_info):
+        if self.enabled:
+            self._progress.__exit__(*exc_info)
+        return False
+

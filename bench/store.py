@@ -1,0 +1,256 @@
+"""The results store: one SQLite database (WAL) per results directory, arrays beside it.
+
+Layout of a results directory::
+
+    DIR/tabscope.sqlite        cells, analyses and run metadata
+    DIR/arrays/...             Parquet files (predictions, per-example analysis arrays)
+
+Every row is written in one transaction after the array files it points to have been
+written atomically (temporary file, then rename), so an interrupted run, even by ``kill -9``,
+leaves either a complete cell or no trace of it in the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pandas as pd
+
+__all__ = ["CELL_COLUMNS", "DB_NAME", "SCHEMA_VERSION", "ResultsStore", "StoreError"]
+
+DB_NAME = "tabscope.sqlite"
+ARRAYS_DIR = "arrays"
+SCHEMA_VERSION = 1
+
+METRIC_COLUMNS = ("rmse", "mae", "r2", "accuracy", "log_loss", "roc_auc")
+CELL_COLUMNS = (
+    "cell_id", "dataset", "dataset_name", "task", "model", "role", "seed", "status", "error",
+    "fit_seconds", "predict_seconds", *METRIC_COLUMNS, "n_train", "n_test", "split_hash",
+    "config_hash", "predictions_path", "finished_at",
+)
+ANALYSIS_COLUMNS = (
+    "analysis_id", "analysis", "dataset", "seed", "models", "status", "error", "summary",
+    "arrays_path", "finished_at",
+)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL, dataset_name TEXT, task TEXT, model TEXT NOT NULL, role TEXT,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    fit_seconds REAL, predict_seconds REAL,
+    {", ".join(f"{m} REAL" for m in METRIC_COLUMNS)},
+    n_train INTEGER, n_test INTEGER, split_hash TEXT, config_hash TEXT,
+    predictions_path TEXT, finished_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analyses (
+    analysis_id TEXT PRIMARY KEY,
+    analysis TEXT NOT NULL, dataset TEXT NOT NULL, seed INTEGER NOT NULL, models TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT, summary TEXT, arrays_path TEXT, finished_at TEXT NOT NULL
+);
+"""
+
+
+class StoreError(ValueError):
+    """A results directory cannot be used (unwritable, incompatible, corrupted)."""
+
+
+class ResultsStore:
+    """Read and write the results of benchmark runs in ``directory``.
+
+    Parameters
+    ----------
+    directory : str or Path
+        The results directory.
+    create : bool, default=True
+        Create the directory and database when missing; with False a missing store is an error.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, create: bool = True):
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"directory must be a path, got {type(directory).__name__}")
+        self.directory = Path(directory)
+        self.path = self.directory / DB_NAME
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"no tabscope results in {str(self.directory)!r} (no {DB_NAME})")
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create results directory {str(self.directory)!r}: {exc.strerror}"
+                ) from None
+        if create and not os.access(self.directory, os.W_OK):
+            raise StoreError(f"results directory {str(self.directory)!r} is not writable")
+        self._initialise(create)
+
+    # -- connection -------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open results database {str(self.path)!r}: {exc}") from None
+        with closing(connection):
+            connection.execute("PRAGMA busy_timeout = 30000")
+            yield connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _initialise(self, create: bool) -> None:
+        try:
+            with self._connect() as connection:
+                if create:
+                    connection.execute("PRAGMA journal_mode = WAL")
+                tables = {
+                    row[0]
+                    for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                if "meta" in tables:
+                    row = connection.execute(
+                        "SELECT value FROM meta WHERE key = 'schema_version'"
+                    ).fetchone()
+                    version = int(row[0]) if row else None
+                    if version != SCHEMA_VERSION:
+                        raise StoreError(
+                            f"results in {str(self.directory)!r} were written with store schema "
+                            f"version {version}, this tabscope reads version {SCHEMA_VERSION}; "
+                            "use a new --out directory or --fresh"
+                        )
+                elif tables:
+                    raise StoreError(
+                        f"{str(self.path)!r} is an SQLite database but not a tabscope results store"
+                    )
+                if create and "meta" not in tables:
+                    connection.execute("BEGIN IMMEDIATE")
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        connection.execute(statement)
+                    connection.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+                    connection.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"results database {str(self.path)!r} is unreadable: {exc}") from None
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def set_meta(self, values: dict[str, object]) -> None:
+        """Store run metadata (JSON-encoded values)."""
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [(key, json.dumps(value, default=str)) for key, value in values.items()],
+            )
+
+    def meta(self) -> dict[str, object]:
+        """Return the run metadata."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT key, value FROM meta").fetchall()
+        out = {}
+        for key, value in rows:
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key] = value
+        return out
+
+    # -- arrays -----------------------------------------------------------------------------
+
+    def write_frame(self, relative_path: str, frame: pd.DataFrame) -> str:
+        """Write ``frame`` as Parquet under ``arrays/`` atomically; return its relative path."""
+        relative = Path(ARRAYS_DIR) / relative_path
+        target = self.directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".parquet")
+        os.close(handle)
+        try:
+            frame.to_parquet(temporary, index=False)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return relative.as_posix()
+
+    def read_frame(self, relative_path: str) -> pd.DataFrame:
+        """Read a Parquet file written by :meth:`write_frame`."""
+        path = self.directory / relative_path
+        try:
+            return pd.read_parquet(path)
+        except FileNotFoundError:
+            raise StoreError(f"array file {str(path)!r} is missing from the results directory") from None
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise StoreError(f"array file {str(path)!r} is unreadable: {exc}") from None
+
+    # -- cells and analyses -----------------------------------------------------------------
+
+    def record(self, cells: Iterable[dict] = (), analyses: Iterable[dict] = ()) -> None:
+        """Insert or replace cell and analysis rows together, in one transaction."""
+        cells, analyses = list(cells), list(analyses)
+        with self._transaction() as connection:
+            for table, columns, rows in (
+                ("cells", CELL_COLUMNS, cells),
+                ("analyses", ANALYSIS_COLUMNS, analyses),
+            ):
+                for row in rows:
+                    unknown = set(row) - set(columns)
+                    if unknown:
+                        raise ValueError(f"unknown {table} column(s): {sorted(unknown)}")
+                    values = [row.get(column) for column in columns]
+                    connection.execute(
+                        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+                        f"VALUES ({', '.join('?' * len(columns))})",
+                        values,
+                    )
+
+    def cells(self) -> pd.DataFrame:
+        """Return every cell row."""
+        with self._connect() as connection:
+            return pd.read_sql_query("SELECT * FROM cells ORDER BY dataset, model, seed", connection)
+
+    def analyses(self) -> pd.DataFrame:
+        """Return every analysis row, with ``summary`` decoded and ``models`` as a list."""
+        with self._connect() as connection:
+            frame = pd.read_sql_query(
+                "SELECT * FROM analyses ORDER BY analysis, dataset, seed, models", connection
+            )
+        frame["summary"] = [json.loads(s) if s else {} for s in frame["summary"]]
+        frame["models"] = [json.loads(m) for m in frame["models"]]
+        return frame
+
+    def cell_states(self) -> dict[str, tuple[str, str | None]]:
+        """Return ``{cell_id: (status, config_hash)}`` for every recorded cell."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT cell_id, status, config_hash FROM cells").fetchall()
+        return {cell_id: (status, config_hash) for cell_id, status, config_hash in rows}
+
+    def analysis_states(self) -> dict[str, str]:
+        """Return ``{analysis_id: status}`` for every recorded analysis."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT analysis_id, status FROM analyses").fetchall()
+        return dict(rows)
+
+    def integrity_check(self) -> str:
+        """Run ``PRAGMA integrity_check`` and return its verdict (``"ok"`` when sound)."""
+        with self._connect() as connection:
+            return connection.execute("PRAGMA integrity_check").fetchone()[0]

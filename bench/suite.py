@@ -1,0 +1,328 @@
+"""Benchmark suites: TOML files naming datasets, models, seeds, splits, metrics and analyses.
+
+A suite file looks like::
+
+    name = "quick"
+    description = "..."
+    datasets = ["sklearn:diabetes", "sklearn:wine"]
+    seeds = [0, 1, 2]
+    metrics = ["rmse", "accuracy"]          # optional; default: every metric of the task
+    analyses = ["irregularity", "effective_parameters", "fidelity"]
+    compare = [["mlp", "xgboost"]]
+
+    [split]
+    test_size = 0.2
+    valid_size = 0.1
+    max_train = 10000
+
+    [models.xgboost]                         # a registry name; keys are estimator parameters
+    n_estimators = 100
+
+    [models.ridge]                           # a plug-in
+    estimator = "sklearn.linear_model:Ridge"
+    alpha = 1.0
+
+    [analysis]                               # settings of the lens analyses
+    max_eval = 300
+
+Unknown keys are errors that name the key, so a typo never silently changes a benchmark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tabscope.models.registry import ModelSpec, resolve_model_spec
+
+__all__ = [
+    "ANALYSES",
+    "METRICS",
+    "AnalysisSettings",
+    "ModelEntry",
+    "SplitSettings",
+    "Suite",
+    "SuiteError",
+    "builtin_suites",
+    "load_suite",
+]
+
+METRICS = {
+    "regression": ("rmse", "mae", "r2"),
+    "classification": ("accuracy", "log_loss", "roc_auc"),
+}
+ANALYSES = ("irregularity", "effective_parameters", "fidelity")
+IRREGULARITY_METHODS = ("knn", "mahalanobis", "isolation_forest")
+
+_TOP_KEYS = {
+    "name", "description", "datasets", "seeds", "metrics", "analyses", "compare",
+    "split", "models", "analysis",
+}
+_MODEL_CONFIG_KEYS = {"estimator", "regressor", "classifier", "preprocessing", "role"}
+
+
+class SuiteError(ValueError):
+    """A suite file or suite definition is invalid."""
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How each dataset is split (DESIGN.md section 3)."""
+
+    test_size: float = 0.2
+    valid_size: float = 0.1
+    max_train: int = 10_000
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Sizes and options of the lens analyses (DESIGN.md 1.5, 1.6).
+
+    ``max_eval`` test examples and ``max_train`` training examples are drawn (seeded) for
+    kernel views; ``max_smoother_train`` caps n for the O(n^2) effective-parameter smoother.
+    """
+
+    max_eval: int = 300
+    max_train: int = 2_000
+    max_smoother_train: int = 1_500
+    irregularity_method: str = "knn"
+    quantile: float = 0.9
+    n_redraws: int = 20
+    norm: str = "l1"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a suite: its spec and the parameters the suite sets."""
+
+    name: str
+    spec: ModelSpec
+    params: dict = field(default_factory=dict)
+
+    def config_hash(self) -> str:
+        """Hash of everything that defines the model's results (spec paths and parameters)."""
+        payload = json.dumps(
+            {
+                "regressor": self.spec.regressor,
+                "classifier": self.spec.classifier,
+                "defaults": self.spec.defaults,
+                "preprocessing": self.spec.preprocessing,
+                "params": self.params,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated benchmark suite."""
+
+    name: str
+    datasets: tuple[str, ...]
+    models: tuple[ModelEntry, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    description: str = ""
+    metrics: tuple[str, ...] | None = None
+    analyses: tuple[str, ...] = ()
+    compare: tuple[tuple[str, str], ...] = ()
+    split: SplitSettings = SplitSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
+    source_text: str = ""
+
+    def model(self, name: str) -> ModelEntry:
+        """Return the suite's model entry called ``name``."""
+        for entry in self.models:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+    def metrics_for(self, task: str) -> tuple[str, ...]:
+        """The metrics computed for a dataset of ``task``."""
+        wanted = METRICS[task]
+        if self.metrics is None:
+            return wanted
+        return tuple(m for m in self.metrics if m in wanted)
+
+
+def _check_type(value, types, where: str, expected: str):
+    types = types if isinstance(types, tuple) else (types,)
+    # TOML booleans are Python ints; a `true` where a number belongs is a typo, not a 1.
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise SuiteError(f"{where} must be {expected}, got {value!r}")
+    return value
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SuiteError(
+            f"unknown key {unknown[0]!r} in {where}; allowed keys: {sorted(allowed)}"
+        )
+
+
+def _parse_split(table: dict) -> SplitSettings:
+    _check_type(table, dict, "[split]", "a table")
+    _check_keys(table, {"test_size", "valid_size", "max_train"}, "[split]")
+    defaults = SplitSettings()
+    test_size = _check_type(table.get("test_size", defaults.test_size), (int, float),
+                            "split.test_size", "a number in (0, 1)")
+    valid_size = _check_type(table.get("valid_size", defaults.valid_size), (int, float),
+                             "split.valid_size", "a number in [0, 1)")
+    max_train = _check_type(table.get("max_train", defaults.max_train), int,
+                            "split.max_train", "a positive integer")
+    if not 0 < test_size < 1:
+        raise SuiteError(f"split.test_size must be in (0, 1), got {test_size}")
+    if not 0 <= valid_size < 1 or test_size + valid_size >= 1:
+        raise SuiteError(
+            f"split.valid_size must be in [0, 1) with test_size + valid_size < 1, got {valid_size}"
+        )
+    if max_train < 2:
+        raise SuiteError(f"split.max_train must be at least 2, got {max_train}")
+    return SplitSettings(float(test_size), float(valid_size), int(max_train))
+
+
+def _parse_analysis(table: dict) -> AnalysisSettings:
+    _check_type(table, dict, "[analysis]", "a table")
+    defaults = AnalysisSettings()
+    allowed = set(AnalysisSettings.__dataclass_fields__)
+    _check_keys(table, allowed, "[analysis]")
+    values = {}
+    for key in allowed:
+        default = getattr(defaults, key)
+        value = table.get(key, default)
+        if isinstance(default, int):
+            _check_type(value, int, f"analysis.{key}", "a positive integer")
+            if value < 1:
+                raise SuiteError(f"analysis.{key} must be a positive integer, got {value}")
+        elif isinstance(default, float):
+            _check_type(value, (int, float), f"analysis.{key}", "a number in (0, 1)")
+            if not 0 < value < 1:
+                raise SuiteError(f"analysis.{key} must be in (0, 1), got {value}")
+        else:
+            _check_type(value, str, f"analysis.{key}", "a string")
+        values[key] = value
+    if values["irregularity_method"] not in IRREGULARITY_METHODS:
+        raise SuiteError(
+            f"analysis.irregularity_method must be one of {IRREGULARITY_METHODS}, "
+            f"got {values['irregularity_method']!r}"
+        )
+    if values["norm"] not in ("l1", "l2"):
+        raise SuiteError(f"analysis.norm must be 'l1' or 'l2', got {values['norm']!r}")
+    return AnalysisSettings(**values)
+
+
+def _parse_models(table: dict) -> tuple[ModelEntry, ...]:
+    _check_type(table, dict, "[models]", "a table of model tables")
+    if not table:
+        raise SuiteError("a suite needs at least one model under [models]")
+    entries = []
+    for name, config in table.items():
+        _check_type(config, dict, f"[models.{name}]", "a table")
+        options = {k: config[k] for k in _MODEL_CONFIG_KEYS if k in config}
+        params = {k: v for k, v in config.items() if k not in _MODEL_CONFIG_KEYS}
+        try:
+            spec = resolve_model_spec(name, **options)
+            # Building both variants validates every parameter name now, before any cell runs.
+            for task in ("regression", "classification"):
+                if (spec.regressor if task == "regression" else spec.classifier) is not None:
+                    spec.build(task, params)
+        except (ValueError, TypeError) as exc:
+            raise SuiteError(f"[models.{name}]: {exc}") from None
+        entries.append(ModelEntry(name, spec, params))
+    return tuple(entries)
+
+
+def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "") -> Suite:
+    """Validate a suite given as a dict (the parsed TOML) and return it."""
+    _check_type(data, dict, "suite", "a table")
+    _check_keys(data, _TOP_KEYS, "the suite's top level")
+    name = _check_type(data.get("name", default_name), str, "name", "a string")
+    description = _check_type(data.get("description", ""), str, "description", "a string")
+    datasets = _check_type(data.get("datasets"), list, "datasets", "a non-empty list of sources")
+    if not datasets or not all(isinstance(d, str) and d for d in datasets):
+        raise SuiteError(f"datasets must be a non-empty list of source strings, got {datasets!r}")
+    if len(set(datasets)) != len(datasets):
+        raise SuiteError("datasets lists a source twice")
+    seeds = _check_type(data.get("seeds", [0, 1, 2]), list, "seeds", "a list of integers")
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise SuiteError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SuiteError("seeds lists a seed twice")
+    metrics = data.get("metrics")
+    if metrics is not None:
+        _check_type(metrics, list, "metrics", "a list of metric names")
+        known = METRICS["regression"] + METRICS["classification"]
+        for metric in metrics:
+            if metric not in known:
+                raise SuiteError(f"unknown metric {metric!r} in metrics; known metrics: {list(known)}")
+        metrics = tuple(metrics)
+    analyses = _check_type(data.get("analyses", []), list, "analyses", "a list of analysis names")
+    for analysis in analyses:
+        if analysis not in ANALYSES:
+            raise SuiteError(f"unknown analysis {analysis!r} in analyses; known analyses: {list(ANALYSES)}")
+    models = _parse_models(data.get("models", {}))
+    names = {entry.name for entry in models}
+    compare = _check_type(data.get("compare", []), list, "compare", "a list of [network, tree] pairs")
+    pairs = []
+    for pair in compare:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            raise SuiteError(f"each compare entry must be a pair [network, tree], got {pair!r}")
+        for model in pair:
+            if model not in names:
+                raise SuiteError(
+                    f"compare names model {model!r}, which is not in [models] ({sorted(names)})"
+                )
+        pairs.append(tuple(pair))
+    if "irregularity" in analyses and not pairs:
+        raise SuiteError("the 'irregularity' analysis needs at least one compare pair")
+    return Suite(
+        name=name,
+        description=description,
+        datasets=tuple(datasets),
+        models=models,
+        seeds=tuple(seeds),
+        metrics=metrics,
+        analyses=tuple(analyses),
+        compare=tuple(pairs),
+        split=_parse_split(data.get("split", {})),
+        analysis=_parse_analysis(data.get("analysis", {})),
+        source_text=source_text,
+    )
+
+
+def builtin_suites() -> dict[str, Path]:
+    """Return the suites shipped with tabscope, by name."""
+    folder = resources.files("tabscope.bench").joinpath("suites")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+
+def load_suite(suite: str | Path) -> Suite:
+    """Load a built-in suite by name, or a suite file by path."""
+    if not isinstance(suite, (str, Path)):
+        raise TypeError(f"suite must be a name or a path, got {type(suite).__name__}")
+    builtins = builtin_suites()
+    if isinstance(suite, str) and suite in builtins:
+        path = builtins[suite]
+    else:
+        path = Path(suite)
+        if not path.is_file():
+            raise SuiteError(
+                f"suite {str(suite)!r} is neither a built-in suite ({sorted(builtins)}) "
+                "nor an existing file"
+            )
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"suite file {str(path)!r} is not valid TOML: {exc}") from None
+    return parse_suite(data, default_name=path.stem, source_text=text)

@@ -1,0 +1,276 @@
+"""Named models a suite can ask for, and plug-ins named by import path.
+
+A registry entry knows how to build a regressor and a classifier with tabscope's defaults, which
+preprocessing its inputs need (``"network"``: quantile-transformed, one-hot, imputed;
+``"tree"``: raw features) and which role it plays in network-versus-tree comparisons.
+Any scikit-learn estimator joins a suite through ``package.module:Class``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+
+__all__ = [
+    "ModelSpec",
+    "available_models",
+    "get_model_spec",
+    "make_estimator",
+    "resolve_model_spec",
+]
+
+TASKS = ("regression", "classification")
+PREPROCESSING_KINDS = ("network", "tree")
+ROLES = ("network", "tree", "other")
+
+
+def _import_object(path: str) -> Any:
+    """Import ``package.module:Attribute`` (or ``package.module.Attribute``)."""
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"an import path must be a non-empty string, got {path!r}")
+    if ":" in path:
+        module_name, _, attribute = path.partition(":")
+    else:
+        module_name, _, attribute = path.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError(
+            f"import path {path!r} must look like 'package.module:Class'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r} of {path!r}: {exc}") from None
+    try:
+        obj = module
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    return obj
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one named model for either task.
+
+    Parameters
+    ----------
+    name : str
+        Name used in suites and reports.
+    regressor, classifier : str or None
+        Import paths (``package.module:Class``) of the estimator classes; None when the model
+        does not support that task.
+    defaults : dict
+        Parameters applied before the suite's own, for both tasks.
+    preprocessing : {"network", "tree"}
+        Feature preprocessing the estimator expects (DESIGN.md section 3).
+    role : {"network", "tree", "other"}
+        Side the model takes in network-versus-tree comparisons.
+    seed_param : str or None
+        Name of the estimator parameter that receives the cell's seed.
+    description : str
+        One line for ``tabscope models list``.
+    """
+
+    name: str
+    regressor: str | None
+    classifier: str | None
+    defaults: dict = field(default_factory=dict)
+    preprocessing: str = "network"
+    role: str = "other"
+    seed_param: str | None = "random_state"
+    description: str = ""
+
+    def __post_init__(self):
+        if self.preprocessing not in PREPROCESSING_KINDS:
+            raise ValueError(
+                f"preprocessing of model {self.name!r} must be one of {PREPROCESSING_KINDS}, "
+                f"got {self.preprocessing!r}"
+            )
+        if self.role not in ROLES:
+            raise ValueError(
+                f"role of model {self.name!r} must be one of {ROLES}, got {self.role!r}"
+            )
+        if self.regressor is None and self.classifier is None:
+            raise ValueError(f"model {self.name!r} names neither a regressor nor a classifier")
+
+    def estimator_class(self, task: str) -> type:
+        """Return the estimator class for ``task`` ("regression" or "classification")."""
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        path = self.regressor if task == "regression" else self.classifier
+        if path is None:
+            raise ValueError(f"model {self.name!r} has no estimator for {task}")
+        cls = _import_object(path)
+        if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)) and not callable(cls):
+            raise TypeError(f"{path!r} is not a scikit-learn estimator class")
+        return cls
+
+    def build(
+        self, task: str, params: dict | None = None, random_state: int | None = None
+    ) -> BaseEstimator:
+        """Instantiate the estimator for ``task`` with defaults, ``params`` and the seed."""
+        cls = self.estimator_class(task)
+        merged = {**self.defaults, **(params or {})}
+        try:
+            estimator = cls()
+        except TypeError as exc:
+            raise TypeError(f"model {self.name!r}: cannot instantiate {cls.__name__}: {exc}") from None
+        if not hasattr(estimator, "get_params") or not hasattr(estimator, "fit"):
+            raise TypeError(
+                f"model {self.name!r}: {cls.__name__} is not a scikit-learn estimator "
+                "(it needs fit and get_params)"
+            )
+        valid = estimator.get_params(deep=False)
+        unknown = sorted(set(merged) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"model {self.name!r}: unknown parameter(s) {unknown} for {cls.__name__}; "
+                f"valid parameters: {sorted(valid)}"
+            )
+        if random_state is not None and self.seed_param in valid and self.seed_param not in (params or {}):
+            merged[self.seed_param] = random_state
+        estimator.set_params(**merged)
+        expected = is_regressor if task == "regression" else is_classifier
+        if not expected(estimator):
+            raise TypeError(
+                f"model {self.name!r}: {cls.__name__} is not a scikit-learn "
+                f"{'regressor' if task == 'regression' else 'classifier'}"
+            )
+        return estimator
+
+
+_REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "mlp",
+            regressor="tabscope.models:TelescopingMLPRegressor",
+            classifier="tabscope.models:TelescopingMLPClassifier",
+            preprocessing="network",
+            role="network",
+            description="MLP (256, 256) trained with AdamW; a telescoping lens (tangent kernel)",
+        ),
+        ModelSpec(
+            "xgboost",
+            regressor="xgboost:XGBRegressor",
+            classifier="xgboost:XGBClassifier",
+            defaults={"n_estimators": 300, "learning_rate": 0.1, "max_depth": 6,
+                      "tree_method": "hist", "n_jobs": 1},
+            preprocessing="tree",
+            role="tree",
+            description="XGBoost gbtree (hist), 300 rounds of depth 6",
+        ),
+        ModelSpec(
+            "lightgbm",
+            regressor="lightgbm:LGBMRegressor",
+            classifier="lightgbm:LGBMClassifier",
+            defaults={"n_estimators": 300, "learning_rate": 0.1, "n_jobs": 1, "verbose": -1},
+            preprocessing="tree",
+            role="tree",
+            description="LightGBM gbdt, 300 rounds of 31 leaves",
+        ),
+        ModelSpec(
+            "sklearn-hgb",
+            regressor="sklearn.ensemble:HistGradientBoostingRegressor",
+            classifier="sklearn.ensemble:HistGradientBoostingClassifier",
+            # Automatic early stopping holds out rows the kernel view cannot see.
+            defaults={"max_iter": 200, "early_stopping": False},
+            preprocessing="tree",
+            role="tree",
+            description="scikit-learn HistGradientBoosting, 200 rounds, no early stopping",
+        ),
+        ModelSpec(
+            "sklearn-gb",
+            regressor="sklearn.ensemble:GradientBoostingRegressor",
+            classifier="sklearn.ensemble:GradientBoostingClassifier",
+            defaults={"n_estimators": 100},
+            preprocessing="tree",
+            role="tree",
+            description="scikit-learn GradientBoosting (exact splits), 100 rounds of depth 3",
+        ),
+    )
+}
+
+
+def available_models() -> dict[str, ModelSpec]:
+    """Return the registered models by name."""
+    return dict(_REGISTRY)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """Return the registered model ``name``; ValueError listing the valid names otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"model name must be a string, got {type(name).__name__}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; registered models: {sorted(_REGISTRY)}, "
+            "or name a plug-in as 'package.module:Class'"
+        ) from None
+
+
+def resolve_model_spec(
+    name: str,
+    *,
+    estimator: str | None = None,
+    regressor: str | None = None,
+    classifier: str | None = None,
+    preprocessing: str | None = None,
+    role: str | None = None,
+) -> ModelSpec:
+    """Return the spec for a suite's model entry.
+
+    ``name`` is a registry name, or a plug-in import path; ``estimator`` (both tasks) or
+    ``regressor`` / ``classifier`` name plug-in classes explicitly.
+    """
+    plugin_paths = [p for p in (estimator, regressor, classifier) if p is not None]
+    if not plugin_paths and ":" not in name:
+        spec = get_model_spec(name)
+        if preprocessing is None and role is None:
+            return spec
+        return ModelSpec(
+            spec.name, spec.regressor, spec.classifier, spec.defaults,
+            preprocessing or spec.preprocessing, role or spec.role, spec.seed_param,
+            spec.description,
+        )
+    if not plugin_paths:
+        estimator = name
+    if estimator is not None and (regressor is not None or classifier is not None):
+        raise ValueError(
+            f"model {name!r}: give either 'estimator' or 'regressor'/'classifier', not both"
+        )
+    regressor_path = regressor
+    classifier_path = classifier
+    if estimator is not None:
+        cls = _import_object(estimator)
+        instance = cls()
+        regressor_path = estimator if is_regressor(instance) else None
+        classifier_path = estimator if is_classifier(instance) else None
+        if regressor_path is None and classifier_path is None:
+            raise TypeError(
+                f"model {name!r}: {estimator!r} is neither a scikit-learn regressor nor a classifier"
+            )
+    for path in (regressor_path, classifier_path):
+        if path is not None:
+            _import_object(path)  # fail at suite-load time, not in the middle of a run
+    return ModelSpec(
+        name,
+        regressor_path,
+        classifier_path,
+        preprocessing=preprocessing or "network",
+        role=role or "other",
+        description=f"plug-in {estimator or regressor_path or classifier_path}",
+    )
+
+
+def make_estimator(
+    name: str, task: str, params: dict | None = None, random_state: int | None = None
+) -> BaseEstimator:
+    """Build registered model ``name`` (or a plug-in path) for ``task``."""
+    return resolve_model_spec(name).build(task, params, random_state)
+
