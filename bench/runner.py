@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tabscope.datasets import Dataset, Split, expand_source, load_dataset, make_split
+from tabscope.datasets import (Dataset, OpenMLUnavailableError, Split, expand_source,
+                               load_dataset, make_split)
 
 from .cells import CellOutcome, CellTask, failed_outcome, run_cell, storage_key
 from .executors import Executor, WorkerLost, available_cores, make_executor
@@ -73,16 +74,32 @@ def environment() -> dict:
     }
 
 
-def load_suite_datasets(suite: Suite, cache_dir=None) -> list[Dataset]:
-    """Load every dataset of the suite once; suites of datasets expand to their members."""
+def _load_all(sources, cache_dir) -> list[Dataset]:
     datasets: list[Dataset] = []
     seen: set[str] = set()
-    for source in suite.datasets:
+    for source in sources:
         for member in expand_source(source, cache_dir=cache_dir):
             if member not in seen:
                 seen.add(member)
                 datasets.append(load_dataset(member, cache_dir=cache_dir))
     return datasets
+
+
+def load_suite_datasets(suite: Suite, cache_dir=None) -> tuple[list[Dataset], bool]:
+    """Load every dataset of the suite once; suites of datasets expand to their members.
+
+    When OpenML is out of reach and the suite names ``fallback_datasets``, those are used
+    instead, with a warning; otherwise the error propagates before any cell runs. Returns the
+    datasets and whether they are the fallback.
+    """
+    try:
+        return _load_all(suite.datasets, cache_dir), False
+    except OpenMLUnavailableError as exc:
+        if not suite.fallback_datasets:
+            raise
+        logger.warning("%s; suite %r falls back to %s", exc, suite.name,
+                       ", ".join(suite.fallback_datasets))
+        return _load_all(suite.fallback_datasets, cache_dir), True
 
 
 def prepare_cells(
@@ -183,7 +200,7 @@ def run_suite(
         clear_results(output_dir)
     store = ResultsStore(output_dir)
     # Load everything that can fail on bad input before the first cell runs.
-    datasets = load_suite_datasets(suite, cache_dir=cache_dir)
+    datasets, used_fallback = load_suite_datasets(suite, cache_dir=cache_dir)
 
     own_executor = isinstance(executor, str)
     if own_executor:
@@ -200,6 +217,8 @@ def run_suite(
                                 "params": e.params} for e in suite.models},
             "compare": [list(pair) for pair in suite.compare],
             "analyses": list(suite.analyses),
+            "datasets": [dataset.source for dataset in datasets],
+            "used_fallback_datasets": used_fallback,
         })
         states = store.cell_states()
         todo = [

@@ -5,6 +5,7 @@ A suite file looks like::
     name = "quick"
     description = "..."
     datasets = ["sklearn:diabetes", "sklearn:wine"]
+    fallback_datasets = ["sklearn:diabetes"]   # optional: used when OpenML is out of reach
     seeds = [0, 1, 2]
     metrics = ["rmse", "accuracy"]          # optional; default: every metric of the task
     analyses = ["irregularity", "effective_parameters", "fidelity"]
@@ -59,7 +60,7 @@ ANALYSES = ("irregularity", "effective_parameters", "fidelity")
 IRREGULARITY_METHODS = ("knn", "mahalanobis", "isolation_forest")
 
 _TOP_KEYS = {
-    "name", "description", "datasets", "seeds", "metrics", "analyses", "compare",
+    "name", "description", "datasets", "fallback_datasets", "seeds", "metrics", "analyses", "compare",
     "split", "models", "analysis",
 }
 _MODEL_CONFIG_KEYS = {"estimator", "regressor", "classifier", "preprocessing", "role"}
@@ -128,6 +129,7 @@ class Suite:
     models: tuple[ModelEntry, ...]
     seeds: tuple[int, ...] = (0, 1, 2)
     description: str = ""
+    fallback_datasets: tuple[str, ...] = ()
     metrics: tuple[str, ...] | None = None
     analyses: tuple[str, ...] = ()
     compare: tuple[tuple[str, str], ...] = ()
@@ -249,6 +251,10 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
         raise SuiteError(f"datasets must be a non-empty list of source strings, got {datasets!r}")
     if len(set(datasets)) != len(datasets):
         raise SuiteError("datasets lists a source twice")
+    fallback = _check_type(data.get("fallback_datasets", []), list, "fallback_datasets",
+                           "a list of sources")
+    if not all(isinstance(d, str) and d for d in fallback):
+        raise SuiteError(f"fallback_datasets must be a list of source strings, got {fallback!r}")
     seeds = _check_type(data.get("seeds", [0, 1, 2]), list, "seeds", "a list of integers")
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise SuiteError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
@@ -285,6 +291,7 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
         name=name,
         description=description,
         datasets=tuple(datasets),
+        fallback_datasets=tuple(fallback),
         models=models,
         seeds=tuple(seeds),
         metrics=metrics,
