@@ -756,7 +756,7 @@ def irregularity_curve(
 # ------------------------------------------------------------------ effective parameters
 
 
-def effective_parameters(view: KernelView, n_train: int | None = None) -> float:
+def effective_parameters(view: KernelView | ArrayLike, n_train: int | None = None) -> float:
     """Effective number of parameters ``p_E = (n / |E|) sum_{x in E} ||s_T(x)||^2``.
 
     From the linear-smoother weights ``s_T(x)`` of a squared-loss lens (DESIGN.md 1.6;
@@ -767,11 +767,13 @@ def effective_parameters(view: KernelView, n_train: int | None = None) -> float:
 
     Parameters
     ----------
-    view : KernelView
-        A view whose ``smoother`` is set (squared loss).
+    view : KernelView or array-like of shape (m, n)
+        A squared-loss view whose ``smoother`` is set, or the smoother rows themselves (e.g.
+        the training or the test rows of one view computed over both).
     n_train : int, default=None
-        Number of training examples ``n`` the smoother spans; must equal ``view.n_train``
-        (a guard against pairing a view with the wrong training set). None uses it as is.
+        Number of training examples ``n`` the smoother spans; must equal its number of
+        columns (a guard against pairing a smoother with the wrong training set). None
+        takes it from the smoother.
 
     Returns
     -------
@@ -780,33 +782,31 @@ def effective_parameters(view: KernelView, n_train: int | None = None) -> float:
     Raises
     ------
     TypeError
-        If ``view`` is not a KernelView or ``n_train`` not an integer.
+        If ``n_train`` is not an integer or the smoother is not numeric.
     ValueError
         If the view has no smoother (it is not a squared-loss view), its loss is not
-        squared error, its smoother is not finite, or ``n_train`` disagrees with the view.
+        squared error, the smoother is not 2-D, empty or not finite, or ``n_train``
+        disagrees with it.
     """
-    if not isinstance(view, KernelView):
-        raise TypeError(f"view must be a KernelView, got {type(view).__name__}")
-    if view.smoother is None:
+    if isinstance(view, KernelView):
+        if view.smoother is None:
+            raise ValueError(
+                "view has no smoother: effective parameters need a squared-loss view built "
+                f"with its smoother (view.loss is {view.loss!r})"
+            )
+        if view.loss != "squared_error":
+            raise ValueError(
+                f"view.loss must be 'squared_error' for effective parameters, got {view.loss!r}"
+            )
+        smoother = _as_2d_finite(view.smoother, "view.smoother")
+    else:
+        smoother = _as_2d_finite(view, "view")
+    n = smoother.shape[1] if n_train is None else _check_int(n_train, "n_train", 1)
+    if n != smoother.shape[1]:
         raise ValueError(
-            "view has no smoother: effective parameters need a squared-loss view built with "
-            f"its smoother (view.loss is {view.loss!r})"
-        )
-    if view.loss != "squared_error":
-        raise ValueError(
-            f"view.loss must be 'squared_error' for effective parameters, got {view.loss!r}"
-        )
-    n = view.n_train if n_train is None else _check_int(n_train, "n_train", 1)
-    if n != view.n_train:
-        raise ValueError(
-            f"n_train={n} does not match the {view.n_train} training examples the view's "
+            f"n_train={n} does not match the {smoother.shape[1]} training examples the "
             "smoother spans"
         )
-    smoother = np.asarray(view.smoother, dtype=np.float64)
-    if smoother.shape[0] == 0:
-        raise ValueError("view has no evaluation points")
-    if not np.all(np.isfinite(smoother)):
-        raise ValueError("view.smoother must be finite; it contains NaN or infinity")
     return float(n * np.einsum("ij,ij->", smoother, smoother) / smoother.shape[0])
 
 

@@ -360,8 +360,23 @@ def test_effective_parameters_bad_inputs(diabetes):
         effective_parameters(view, 5)
     with pytest.raises(TypeError, match="n_train"):
         effective_parameters(view, 4.0)
-    with pytest.raises(TypeError, match="view"):
-        effective_parameters(np.eye(4), 4)
+    with pytest.raises(ValueError, match="view must be a 2-D"):
+        effective_parameters(np.ones(4), 4)
+    with pytest.raises(ValueError, match="view must be finite"):
+        effective_parameters(np.full((2, 4), np.nan), 4)
+
+
+def test_effective_parameters_accepts_smoother_rows(diabetes):
+    X, y, X_test = diabetes
+    hat = X @ np.linalg.solve(X.T @ X, X.T)
+    assert effective_parameters(hat, X.shape[0]) == pytest.approx(X.shape[1], rel=1e-10)
+    # Rows of one stacked smoother give p_train and p_test separately, as the runner does.
+    view = _view_from_smoother(np.vstack([hat, X_test @ np.linalg.solve(X.T @ X, X.T)]), y)
+    stacked = np.asarray(view.smoother)
+    assert effective_parameters(stacked[: X.shape[0]], X.shape[0]) == pytest.approx(
+        X.shape[1], rel=1e-10
+    )
+    assert effective_parameters(stacked[X.shape[0]:]) > X.shape[1]
 
 
 # ------------------------------------------------------------------ irregularity scores
