@@ -1,5 +1,6 @@
 """Estimators and their kernel views: telescoping networks, tree lenses, the registry."""
 
 from .kernel_view import KernelView
+from .tree_lens import TreeLens
 
-__all__ = ["KernelView"]
+__all__ = ["KernelView", "TreeLens"]

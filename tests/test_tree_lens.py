@@ -1,0 +1,337 @@
+"""TreeLens: boosted trees as kernel-weighted sums over their training examples.
+
+Every identity is checked against the library's own raw prediction (XGBoost
+``output_margin``, LightGBM ``raw_score``, scikit-learn ``decision_function``/``predict``),
+which the lens never uses to build its view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import is_classifier
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
+
+from tabscope.models import KernelView, TreeLens
+from tabscope.models._tree_kernel import build_kernel_view
+
+xgboost = pytest.importorskip("xgboost")
+
+RTOL = 1e-5
+
+
+# -- libraries -------------------------------------------------------------------------
+
+
+def _xgboost(task: str, **params):
+    cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
+    return cls(n_jobs=1, **params)
+
+
+LIBRARIES = {
+    "xgboost": {
+        "make": _xgboost,
+        "default": {"n_estimators": 25},
+        "tuned": {
+            "n_estimators": 25,
+            "learning_rate": 0.2,
+            "max_depth": 4,
+            "reg_lambda": 3.0,
+            "colsample_bytree": 0.7,
+            "colsample_bynode": 0.8,
+            "min_child_weight": 2.0,
+            "random_state": 0,
+        },
+        "one_tree": {"n_estimators": 1, "learning_rate": 1.0, "reg_lambda": 0.0, "max_depth": 3},
+    },
+}
+
+
+def library_raw(model, X) -> np.ndarray:
+    """The library's own raw prediction, through its public API."""
+    module = type(model).__module__.split(".")[0]
+    if module == "xgboost":
+        return np.asarray(model.predict(X, output_margin=True), dtype=np.float64)
+    if module == "lightgbm":
+        return np.asarray(model.predict(X, raw_score=True), dtype=np.float64)
+    if is_classifier(model):
+        return np.asarray(model.decision_function(X), dtype=np.float64)
+    return np.asarray(model.predict(X), dtype=np.float64)
+
+
+def relative_error(actual, expected) -> float:
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(float(np.max(np.abs(expected))), 1e-12)
+    return float(np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected)) / scale)
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def _split(X, y, n_train, seed=0):
+    order = np.random.default_rng(seed).permutation(len(y))
+    train, test = order[:n_train], order[n_train:]
+    return X[train], y[train], X[test], y[test]
+
+
+def load(task: str, name: str):
+    """Bundled datasets: two per task."""
+    if task == "regression":
+        if name == "diabetes":
+            X, y = load_diabetes(return_X_y=True)
+        else:  # digits, regressing the digit's value on its pixels
+            X, y = load_digits(return_X_y=True)
+            X, y = X[:500], y[:500].astype(float)
+        return _split(X, y, int(0.75 * len(y)))
+    if task == "binary":
+        if name == "breast_cancer":
+            X, y = load_breast_cancer(return_X_y=True)
+        else:  # wine: cultivar 0 against the others
+            X, y = load_wine(return_X_y=True)
+            y = (y == 0).astype(int)
+        return _split(X, y, int(0.75 * len(y)))
+    if name == "iris":
+        X, y = load_iris(return_X_y=True)
+    else:  # digits, ten classes
+        X, y = load_digits(return_X_y=True)
+        X, y = X[:400], y[:400]
+    return _split(X, y, int(0.75 * len(y)))
+
+
+DATASETS = {
+    "regression": ("diabetes", "digits_value"),
+    "binary": ("breast_cancer", "wine"),
+    "multiclass": ("iris", "digits"),
+}
+TASK_CASES = [(task, name) for task, names in DATASETS.items() for name in names]
+
+
+def fitted_lens(library: str, task: str, variant: str, X, y) -> TreeLens:
+    spec = LIBRARIES[library]
+    model_task = "regression" if task == "regression" else "classification"
+    return TreeLens(spec["make"](model_task, **spec[variant])).fit(X, y)
+
+
+# -- acceptance 1: the identity, number for number ------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["default", "tuned"])
+@pytest.mark.parametrize("task,dataset", TASK_CASES)
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_view_matches_library_raw_prediction(library, task, dataset, variant):
+    X_train, y_train, X_test, _ = load(task, dataset)
+    lens = fitted_lens(library, task, variant, X_train, y_train)
+    X_eval = np.vstack([X_test, X_train[:20]])
+    view = lens.kernel_view(X_eval)
+    raw = library_raw(lens.estimator_, X_eval)
+
+    assert isinstance(view, KernelView)
+    assert view.prediction.shape == raw.shape
+    assert relative_error(view.prediction, raw) <= RTOL
+    assert relative_error(view.offset + view.contributions.sum(axis=1), raw) <= RTOL
+    view.check_identity(RTOL)
+    assert np.all(view.unattributed == 0.0)
+    np.testing.assert_array_equal(view.checkpoints, np.arange(1, lens.n_rounds_ + 1))
+    assert view.kernel_norms.shape == (len(X_eval), lens.n_rounds_)
+    assert view.train_kernel_norms.shape == (len(X_train), lens.n_rounds_)
+    # The trees moved the prediction: the contributions are not trivially zero.
+    assert np.max(np.abs(view.contributions.sum(axis=1))) > 1e-3 * np.max(np.abs(raw))
+    expected_loss = "squared_error" if task == "regression" else "log_loss"
+    assert view.loss == lens.loss_ == expected_loss
+    if is_classifier(lens):
+        np.testing.assert_allclose(lens.decision_function(X_eval), raw, rtol=1e-6, atol=1e-6)
+
+
+# -- acceptance 2: tree kernel weights ----------------------------------------------------
+
+
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_kernel_weights_are_nonnegative_and_match_the_norms(library, task):
+    X_train, y_train, X_test, _ = load(task, DATASETS[task][0])
+    lens = fitted_lens(library, task, "tuned", X_train, y_train)
+    l1 = lens.kernel_view(X_test, norm="l1")
+    l2 = lens.kernel_view(X_test, norm="l2")
+    for t in (1, lens.n_rounds_ // 2, lens.n_rounds_):
+        weights = lens.kernel_weights(X_test, t)
+        assert weights.min() >= 0.0
+        assert weights.max() > 0.0
+        if weights.ndim == 2:
+            weights = weights[:, :, None]
+        frobenius = np.sqrt((weights**2).sum(axis=2))  # diagonal K x K blocks
+        np.testing.assert_allclose(l1.kernel_norms[:, t - 1], frobenius.sum(axis=1), rtol=1e-10)
+        np.testing.assert_allclose(
+            l2.kernel_norms[:, t - 1], np.sqrt((frobenius**2).sum(axis=1)), rtol=1e-10
+        )
+
+
+def _leaf_ids(model, X) -> np.ndarray:
+    """Leaf of each row in each tree, from the library itself (regression: one tree a round)."""
+    module = type(model).__module__.split(".")[0]
+    if module == "xgboost":
+        return np.asarray(model.apply(X)).astype(int)
+    if module == "lightgbm":
+        return np.asarray(model.predict(X, pred_leaf=True)).astype(int)
+    if hasattr(model, "apply"):
+        return np.asarray(model.apply(X)).reshape(len(X), -1)
+    raise AssertionError("HistGradientBoosting has no apply")
+
+
+L2_PARAMS = {
+    "xgboost": ("reg_lambda", lambda p: p["reg_lambda"], lambda p: p["learning_rate"]),
+}
+
+
+@pytest.mark.parametrize("library", sorted(L2_PARAMS))
+def test_squared_loss_weights_sum_to_shrunk_leaf_fraction(library):
+    """Each round's weights of a test point sum to eta n_l / (n_l + lambda)."""
+    X_train, y_train, X_test, _ = load("regression", "diabetes")
+    params = LIBRARIES[library]["tuned"]
+    _, get_lambda, get_eta = L2_PARAMS[library]
+    lens = fitted_lens(library, "regression", "tuned", X_train, y_train)
+    train_leaves = _leaf_ids(lens.estimator_, X_train)
+    test_leaves = _leaf_ids(lens.estimator_, X_test)
+    lam, eta = get_lambda(params), get_eta(params)
+    for t in (1, 7, lens.n_rounds_):
+        weights = lens.kernel_weights(X_test, t)
+        n_leaf = (test_leaves[:, t - 1][:, None] == train_leaves[:, t - 1][None, :]).sum(axis=1)
+        np.testing.assert_allclose(weights.sum(axis=1), eta * n_leaf / (n_leaf + lam), rtol=1e-6)
+
+
+# -- acceptance 6: effective parameters -----------------------------------------------------
+
+
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_one_tree_has_as_many_effective_parameters_as_leaves(library):
+    X_train, y_train, X_test, _ = load("regression", "diabetes")
+    lens = fitted_lens(library, "regression", "one_tree", X_train, y_train)
+    view = lens.kernel_view(X_train, smoother=True)
+    n_leaves = len(np.unique(_leaf_ids(lens.estimator_, X_train)))
+    p_train = len(X_train) / len(X_train) * np.sum(view.smoother**2)
+    assert n_leaves > 2
+    assert p_train == pytest.approx(n_leaves, rel=1e-12)
+    # Off the training set a point's weights still sum to one leaf's worth.
+    test_view = lens.kernel_view(X_test, smoother=True)
+    np.testing.assert_allclose(test_view.smoother.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_smoother_reproduces_predictions_without_offset():
+    """With a zero initial score, f(x) = s_T(x)^T y exactly (DESIGN.md 1.6)."""
+    X_train, y_train, X_test, _ = load("regression", "diabetes")
+    model = xgboost.XGBRegressor(n_estimators=15, max_depth=3, base_score=0.0, reg_lambda=2.0)
+    lens = TreeLens(model).fit(X_train, y_train)
+    view = lens.kernel_view(X_test, smoother=True)
+    assert relative_error(view.smoother @ y_train, view.prediction) <= 1e-6
+    with pytest.raises(ValueError, match="smoother_max_n"):
+        lens.kernel_view(X_test, smoother=True, smoother_max_n=100)
+
+
+def test_smoother_is_refused_for_log_loss():
+    X_train, y_train, X_test, _ = load("binary", "breast_cancer")
+    lens = TreeLens(xgboost.XGBClassifier(n_estimators=3)).fit(X_train, y_train)
+    with pytest.raises(ValueError, match="squared loss"):
+        lens.kernel_view(X_test, smoother=True)
+
+
+# -- memory-bounded blocks, determinism, wrapping ----------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_blocked_computation_equals_one_block(task):
+    X_train, y_train, X_test, _ = load(task, DATASETS[task][0])
+    lens = fitted_lens("xgboost", task, "tuned", X_train, y_train)
+    whole = build_kernel_view(lens.tree_kernel_, X_test, block_nonzeros=1 << 30)
+    blocked = build_kernel_view(lens.tree_kernel_, X_test, block_nonzeros=len(y_train) + 1)
+    np.testing.assert_array_equal(whole.contributions, blocked.contributions)
+    np.testing.assert_allclose(whole.kernel_norms, blocked.kernel_norms, rtol=1e-14)
+    np.testing.assert_allclose(whole.train_kernel_norms, blocked.train_kernel_norms, rtol=1e-14)
+
+
+def test_same_seed_same_bits():
+    X_train, y_train, X_test, _ = load("multiclass", "iris")
+    views = [
+        fitted_lens("xgboost", "multiclass", "tuned", X_train, y_train).kernel_view(X_test)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(views[0].contributions, views[1].contributions)
+    np.testing.assert_array_equal(views[0].kernel_norms, views[1].kernel_norms)
+
+
+def test_from_fitted_wraps_the_users_model():
+    X_train, y_train, X_test, _ = load("multiclass", "iris")
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=2).fit(X_train, y_train)
+    lens = TreeLens.from_fitted(model, X_train, y_train)
+    assert lens.estimator_ is model and lens.estimator is model
+    np.testing.assert_array_equal(lens.predict(X_test), model.predict(X_test))
+    np.testing.assert_allclose(lens.predict_proba(X_test), model.predict_proba(X_test))
+    view = lens.kernel_view(X_test)
+    assert relative_error(view.prediction, library_raw(model, X_test)) <= RTOL
+
+
+def test_fit_accepts_any_labels_and_keeps_them():
+    X_train, y_train, X_test, y_test = load("multiclass", "iris")
+    names = np.array(["setosa", "versicolor", "virginica"])
+    lens = TreeLens(xgboost.XGBClassifier(n_estimators=10)).fit(X_train, names[y_train])
+    np.testing.assert_array_equal(lens.classes_, names)
+    assert np.mean(lens.predict(X_test) == names[y_test]) > 0.85
+
+
+def test_from_fitted_detects_other_training_data():
+    X_train, y_train, _, _ = load("regression", "diabetes")
+    model = xgboost.XGBRegressor(n_estimators=10, max_depth=3).fit(X_train, y_train)
+    with pytest.raises(ValueError, match="Newton steps"):
+        TreeLens.from_fitted(model, X_train, np.roll(y_train, 1))
+    weights = np.random.default_rng(0).uniform(0.2, 2.0, len(y_train))
+    weighted = xgboost.XGBRegressor(n_estimators=10, max_depth=3)
+    weighted.fit(X_train, y_train, sample_weight=weights)
+    with pytest.raises(ValueError, match="sample weights"):
+        TreeLens.from_fitted(weighted, X_train, y_train)
+
+
+def test_unsupported_estimator_is_a_type_error():
+    from sklearn.linear_model import Ridge
+
+    X_train, y_train, _, _ = load("regression", "diabetes")
+    with pytest.raises(TypeError, match="Ridge is not supported"):
+        TreeLens(Ridge()).fit(X_train, y_train)
+    with pytest.raises(TypeError, match="not supported"):
+        TreeLens.from_fitted(Ridge().fit(X_train, y_train), X_train, y_train)
+
+
+def test_bad_arguments_are_named():
+    X_train, y_train, X_test, _ = load("regression", "diabetes")
+    lens = TreeLens(xgboost.XGBRegressor(n_estimators=3)).fit(X_train, y_train)
+    with pytest.raises(ValueError, match="norm"):
+        lens.kernel_view(X_test, norm="max")
+    with pytest.raises(ValueError, match="round_index"):
+        lens.kernel_weights(X_test, 0)
+    with pytest.raises(ValueError, match="features"):
+        lens.kernel_view(X_test[:, :5])
+
+
+# -- acceptance 3: unsupported settings are named ----------------------------------------------
+
+
+UNSUPPORTED = [
+    ("xgboost", "regression", {"subsample": 0.7}, "subsample"),
+    ("xgboost", "regression", {"reg_alpha": 0.5}, "reg_alpha"),
+    ("xgboost", "regression", {"max_delta_step": 1.0}, "max_delta_step"),
+    ("xgboost", "regression", {"booster": "dart"}, "booster='dart'"),
+    ("xgboost", "regression", {"objective": "reg:absoluteerror"}, "objective"),
+    ("xgboost", "regression", {"monotone_constraints": "(1,0,0,0,0,0,0,0,0,0)"}, "monotone"),
+    ("xgboost", "regression", {"num_parallel_tree": 3}, "num_parallel_tree"),
+    ("xgboost", "binary", {"scale_pos_weight": 2.0}, "scale_pos_weight"),
+]
+
+
+@pytest.mark.parametrize("library,task,params,setting", UNSUPPORTED)
+def test_unsupported_settings_raise_naming_them(library, task, params, setting):
+    dataset = DATASETS[task][0]
+    X_train, y_train, _, _ = load(task, dataset)
+    model_task = "regression" if task == "regression" else "classification"
+    make = LIBRARIES[library]["make"]
+    with pytest.raises(ValueError, match=f"{setting}.*not supported"):
+        TreeLens(make(model_task, n_estimators=3, **params)).fit(X_train, y_train)
+    model = make(model_task, n_estimators=3, **params).fit(X_train, y_train)
+    with pytest.raises(ValueError, match=f"{setting}.*not supported"):
+        TreeLens.from_fitted(model, X_train, y_train)
