@@ -11,6 +11,7 @@ fill the cache once (e.g. ``tabscope datasets show``) before running parallel wo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import xml.parsers.expat
@@ -43,6 +44,8 @@ from .openml_session import (
 from .tabular import build_dataset, check_task
 
 __all__ = ["expand_openml_suite", "load_openml_dataset", "load_openml_task"]
+
+logger = logging.getLogger(__name__)
 
 
 def _data_errors() -> tuple[type[BaseException], ...]:
@@ -108,9 +111,12 @@ def _fetch_dataset(session: OpenMLSession, dataset_id: int) -> _RawOpenMLData:
                         download_qualities=False,
                         download_features_meta_data=True,
                     )
-                    features = dataset.features
                 except _METADATA_ERRORS as exc:
                     raise Unreadable(DATASET_METADATA_FILES, exc) from None
+                try:
+                    features = dataset.features
+                except _METADATA_ERRORS as exc:
+                    raise Unreadable(("features.xml",), exc) from None
                 try:
                     frame, _, categorical, _ = dataset.get_data(dataset_format="dataframe")
                 except _data_errors() as exc:
@@ -147,21 +153,37 @@ def _assemble(
     extra: dict[str, Any],
     official_splits: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None,
 ) -> Dataset:
-    position = list(raw.frame.columns).index(target_name)
+    # Free text and dates are neither numbers nor categories a tabular model can use.
+    unusable = [
+        str(column)
+        for column in raw.frame.columns
+        if column != target_name and raw.feature_types.get(column) not in ("numeric", "nominal")
+    ]
+    if unusable:
+        logger.warning(
+            "%s: dropping %d feature(s) that are neither numeric nor nominal: %s",
+            source, len(unusable), unusable,
+        )
+    keep = [
+        (column, flag)
+        for column, flag in zip(raw.frame.columns, raw.categorical)
+        if column != target_name and str(column) not in unusable
+    ]
     return build_dataset(
         source=source,
         name=raw.name,
-        features=raw.frame.drop(columns=[target_name]),
+        features=raw.frame[[column for column, _ in keep]],
         target=raw.frame[target_name],
         target_name=target_name,
         task=task,
-        categorical=[flag for i, flag in enumerate(raw.categorical) if i != position],
+        categorical=[flag for _, flag in keep],
         official_splits=official_splits,
         metadata={
             "origin": "openml",
             "openml_server": session.server,
             "openml_dataset_id": raw.dataset_id,
             "openml_dataset_version": raw.version,
+            "dropped_features": unusable,
             **extra,
         },
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -91,6 +92,7 @@ def test_task_loads_data_target_and_categorical_indicator(anneal_task):
     assert dataset.summary()["class_counts"] == {"1": 8, "2": 99, "3": 684, "5": 67, "U": 40}
     assert 0.6 < dataset.summary()["missing_fraction"] < 0.7
     assert dataset.metadata["openml_dataset_id"] == 2
+    assert dataset.metadata["dropped_features"] == []
     assert (dataset.metadata["n_repeats"], dataset.metadata["n_folds"]) == (10, 10)
 
 
@@ -144,6 +146,22 @@ def test_dataset_source_uses_the_default_target(cache_dir):
     assert "class" in other.X.columns and "carbon" not in other.X.columns
     with pytest.raises(DatasetError, match="'colour' is not in the dataset.*'carbon'"):
         load_dataset("openml:2", target="colour", cache_dir=cache_dir, openml_server=TEST_SERVER)
+
+
+def test_features_that_are_neither_numeric_nor_nominal_are_dropped(cache_dir, caplog):
+    features = _dataset_dir(cache_dir) / "features.xml"
+    family = re.compile(
+        r"(<oml:name>family</oml:name>\s*)<oml:data_type>nominal</oml:data_type>"
+        r"(?:\s*<oml:nominal_value>[^<]*</oml:nominal_value>)*"
+    )
+    text, replaced = family.subn(r"\1<oml:data_type>string</oml:data_type>", features.read_text())
+    assert replaced == 1
+    features.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="tabscope.datasets"):
+        dataset = load_dataset("openml:2", cache_dir=cache_dir, openml_server=TEST_SERVER, offline=True)
+    assert "family" not in dataset.X.columns and dataset.n_features == 37
+    assert dataset.metadata["dropped_features"] == ["family"]
+    assert any("family" in record.getMessage() for record in caplog.records)
 
 
 def test_task_rejects_a_contradicting_target_or_task(anneal_task, cache_dir):
