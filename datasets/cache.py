@@ -72,7 +72,7 @@ def _digest(path: str | os.PathLike, hasher) -> str:
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, dict] | None:
-    """Return the manifest's ``{file name: {"sha256", "size"}}``, or None if absent or unreadable."""
+    """Return the manifest's ``{file name: {"sha256", "size"}}``; None if absent or unreadable."""
     path = Path(directory) / MANIFEST_NAME
     try:
         content = json.loads(path.read_text(encoding="utf8"))

@@ -91,7 +91,9 @@ def _manifest_damage(directory: Path, sources: tuple[str, ...]) -> dict[str, str
             damage[name] = "sha256 differs from tabscope-manifest.json"
         else:
             # A pickle openml derived from a verified file: rebuilt locally, nothing to fetch.
-            logger.warning("cached file %s changed since it was verified; removing it", directory / name)
+            logger.warning(
+                "cached file %s changed since it was verified; removing it", directory / name
+            )
             (directory / name).unlink(missing_ok=True)
     return damage
 
@@ -134,9 +136,9 @@ def inspect_dataset_cache(directory: Path, dataset_id: int) -> DatasetCacheState
             damage["features.xml"] = problem
     arff = directory / "dataset.arff"
     published_md5 = str((description or {}).get("oml:md5_checksum") or "").strip().lower()
-    if published_md5 and "dataset.arff" not in manifest and "dataset.arff" not in damage and arff.is_file():
-        if file_md5(arff) != published_md5:
-            damage["dataset.arff"] = f"md5 differs from the checksum {published_md5} OpenML publishes"
+    unverified = "dataset.arff" not in manifest and "dataset.arff" not in damage
+    if published_md5 and unverified and arff.is_file() and file_md5(arff) != published_md5:
+        damage["dataset.arff"] = f"md5 differs from the checksum {published_md5} OpenML publishes"
 
     present = {
         name
@@ -216,7 +218,10 @@ class CacheRepair:
         """Log and delete damaged files, and every file openml derived in the folder."""
         for name, why in damage.items():
             logger.warning(
-                "%s: cached file %s is damaged (%s); removing it", self.what, self.directory / name, why
+                "%s: cached file %s is damaged (%s); removing it",
+                self.what,
+                self.directory / name,
+                why,
             )
             (self.directory / name).unlink(missing_ok=True)
         if damage and self.directory.is_dir():

@@ -36,6 +36,7 @@ __all__ = [
     "SERVER_ENV",
     "TEST_SERVER",
     "OpenMLSession",
+    "environment_variable",
     "openml_errors",
     "openml_session",
     "resolve_offline",

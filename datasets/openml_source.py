@@ -286,7 +286,9 @@ def _official_splits(oml_task, n_rows: int) -> tuple[list, dict[str, Any]]:
         splits = [
             tuple(
                 np.asarray(part, dtype=np.int64)
-                for part in oml_task.get_train_test_split_indices(fold=fold, repeat=repeat, sample=0)
+                for part in oml_task.get_train_test_split_indices(
+                    fold=fold, repeat=repeat, sample=0
+                )
             )
             for repeat in range(n_repeats)
             for fold in range(n_folds)

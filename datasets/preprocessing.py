@@ -71,7 +71,9 @@ class PreparedData:
 
     def _require_regression(self) -> None:
         if self.target_mean is None:
-            raise ValueError("target scaling applies to regression data only; this is classification")
+            raise ValueError(
+                "target scaling applies to regression data only; this is classification"
+            )
 
 
 def prepare_data(dataset: Dataset, split: Split, kind: str) -> PreparedData:

@@ -114,7 +114,9 @@ def parse_source(source: str) -> SourceSpec:
         When the scheme, name, id or query is not valid; the message lists what is.
     """
     if not isinstance(source, str):
-        raise TypeError(f"source must be a string such as 'sklearn:diabetes', got {type(source).__name__}")
+        raise TypeError(
+            f"source must be a string such as 'sklearn:diabetes', got {type(source).__name__}"
+        )
     text = source.strip()
     if text in SUITE_ALIASES:
         return SourceSpec("openml-suite", str(SUITE_ALIASES[text][0]))
@@ -137,7 +139,9 @@ def parse_source(source: str) -> SourceSpec:
         if value.startswith("//"):  # file:///abs/path.csv, as in a file URL
             value = value[2:]
         if not value:
-            raise DatasetError(f"source {source!r}: file: needs a path, e.g. file:data.csv?target=y")
+            raise DatasetError(
+                f"source {source!r}: file: needs a path, e.g. file:data.csv?target=y"
+            )
         return SourceSpec(scheme, value, params)
     return SourceSpec(scheme, str(_positive_id(source, scheme, value)), params)
 
@@ -170,7 +174,9 @@ def _parse_query(source: str, scheme: str, query: str) -> dict[str, str]:
 
 def _positive_id(source: str, scheme: str, value: str) -> int:
     if not value.isdigit() or int(value) <= 0:
-        raise DatasetError(f"source {source!r}: {scheme}: expects a positive integer id, got {value!r}")
+        raise DatasetError(
+            f"source {source!r}: {scheme}: expects a positive integer id, got {value!r}"
+        )
     return int(value)
 
 
@@ -257,7 +263,7 @@ def expand_source(
     openml_server: str | None = None,
     offline: bool | None = None,
 ) -> list[str]:
-    """Expand a suite (or alias) into ``["openml-task:<id>", ...]``; other sources into ``[canonical]``.
+    """Expand a suite or alias into ``["openml-task:<id>", ...]``; others into ``[canonical]``.
 
     Parameters
     ----------

@@ -97,11 +97,9 @@ def make_split(
     """
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a tabscope Dataset, got {type(dataset).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= _MAX_SEED:
+    if not _is_int(seed) or not 0 <= seed <= _MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
-    if max_train is not None and (
-        isinstance(max_train, bool) or not isinstance(max_train, numbers.Integral) or max_train < 2
-    ):
+    if max_train is not None and (not _is_int(max_train) or max_train < 2):
         raise ValueError(f"max_train must be an integer >= 2 or None, got {max_train!r}")
     seed = int(seed)
     n_rows = dataset.n_samples
@@ -113,10 +111,11 @@ def make_split(
 
     if dataset.official_splits:
         official = seed % len(dataset.official_splits)
-        pool, test = (np.asarray(part, dtype=np.int64) for part in dataset.official_splits[official])
+        pool, test = (np.asarray(p, dtype=np.int64) for p in dataset.official_splits[official])
     else:
         n_test = _row_count(test_size, n_rows, "test_size")
-        test, pool, ok = _draw(np.arange(n_rows, dtype=np.int64), n_test, labels, rng, "test", notes)
+        rows = np.arange(n_rows, dtype=np.int64)
+        test, pool, ok = _draw(rows, n_test, labels, rng, "test", notes)
         stratified &= ok
     n_valid = _row_count(valid_size, n_rows, "valid_size")
     if len(pool) - n_valid < 2:
@@ -145,6 +144,10 @@ def make_split(
         official_split=official,
         note=note,
     )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _class_codes(dataset: Dataset) -> np.ndarray | None:

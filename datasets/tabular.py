@@ -170,7 +170,9 @@ def build_dataset(
     keep = target.notna().to_numpy()
     dropped = int((~keep).sum())
     if dropped:
-        logger.warning("%s: dropping %d rows whose target %r is missing", source, dropped, target_name)
+        logger.warning(
+            "%s: dropping %d rows whose target %r is missing", source, dropped, target_name
+        )
         X = X.loc[keep].reset_index(drop=True)
         target = target.loc[keep].reset_index(drop=True)
     metadata["dropped_missing_target"] = dropped
@@ -225,7 +227,9 @@ def _target_values(target: pd.Series, task: str, *, source: str, target_name: st
             )
         y = target.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(y)):
-            raise DatasetError(f"{source}: the regression target {target_name!r} has infinite values")
+            raise DatasetError(
+                f"{source}: the regression target {target_name!r} has infinite values"
+            )
         return y
 
     if isinstance(target.dtype, pd.CategoricalDtype):

@@ -78,7 +78,7 @@ class _MixedColumnsMixin:
         return mask
 
     def _columns(self, X, *, reset: bool) -> tuple[np.ndarray, list[np.ndarray], list]:
-        """Validate X; return (numeric float64 block, categorical object columns, declared categories)."""
+        """Validate X; return (float64 numeric block, categorical columns, declared categories)."""
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, skip_check_array=True, reset=reset)
             frame = X
@@ -118,7 +118,8 @@ class _MixedColumnsMixin:
 
     def _fit_categories(self, categorical: list[np.ndarray], declared: list) -> None:
         self.categories_ = [
-            _learn_categories(values, categories) for values, categories in zip(categorical, declared)
+            _learn_categories(values, categories)
+            for values, categories in zip(categorical, declared)
         ]
 
     def _input_names(self) -> np.ndarray:
@@ -176,7 +177,10 @@ class NetworkFeatureTransformer(_MixedColumnsMixin, TransformerMixin, BaseEstima
         -------
         self
         """
-        if isinstance(self.n_quantiles, bool) or not isinstance(self.n_quantiles, numbers.Integral) or self.n_quantiles < 1:
+        n_quantiles = self.n_quantiles
+        if isinstance(n_quantiles, bool) or not isinstance(n_quantiles, numbers.Integral) or (
+            n_quantiles < 1
+        ):
             raise ValueError(f"n_quantiles must be an integer >= 1, got {self.n_quantiles!r}")
         numeric, categorical, declared = self._columns(X, reset=True)
         n_rows = numeric.shape[0]
@@ -212,7 +216,8 @@ class NetworkFeatureTransformer(_MixedColumnsMixin, TransformerMixin, BaseEstima
         numeric, categorical, _ = self._columns(X, reset=False)
         blocks = []
         if self.quantile_transformer_ is not None:
-            blocks.append(self.quantile_transformer_.transform(self.median_imputer_.transform(numeric)))
+            imputed = self.median_imputer_.transform(numeric)
+            blocks.append(self.quantile_transformer_.transform(imputed))
         for values, fill, categories in zip(categorical, self.fill_values_, self.categories_):
             codes = _codes(_fill(values, fill), categories)
             one_hot = np.zeros((len(codes), len(categories)), dtype=np.float64)
@@ -322,7 +327,8 @@ class TreeFeatureTransformer(_MixedColumnsMixin, TransformerMixin, BaseEstimator
         names : ndarray of str
         """
         check_is_fitted(self, "categories_")
-        return np.asarray([str(n) for n in _check_feature_names_in(self, input_features)], dtype=object)
+        names = _check_feature_names_in(self, input_features)
+        return np.asarray([str(name) for name in names], dtype=object)
 
 
 def _is_categorical_dtype(dtype) -> bool:
