@@ -264,3 +264,24 @@ def test_regression_on_a_text_target_is_refused(tmp_path):
 )
 def test_infer_task(values, task):
     assert infer_task(pd.Series(values)) == task
+
+
+def test_official_splits_follow_their_rows_when_missing_targets_are_dropped():
+    from tabscope.datasets.tabular import build_dataset
+
+    features = pd.DataFrame({"x": [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]})
+    target = pd.Series([1.5, None, 2.5, 3.5, None, 4.5])
+    official = [(np.array([0, 1, 2]), np.array([3, 4, 5])), (np.array([3, 4, 5]), np.array([0, 1, 2]))]
+    dataset = build_dataset(
+        source="toy", name="toy", features=features, target=target, target_name="y",
+        task="regression", official_splits=official,
+    )
+    train, test = dataset.official_splits[0]
+    np.testing.assert_array_equal(dataset.X["x"].to_numpy()[train], [10.0, 12.0])
+    np.testing.assert_array_equal(dataset.X["x"].to_numpy()[test], [13.0, 15.0])
+    np.testing.assert_array_equal(dataset.y[test], [3.5, 4.5])
+    with pytest.raises(DatasetError, match="outside 0..5"):
+        build_dataset(
+            source="toy", name="toy", features=features, target=target, target_name="y",
+            task="regression", official_splits=[(np.array([0, 9]), np.array([1]))],
+        )
