@@ -136,8 +136,9 @@ class BoosterStructure:
 class BoosterAdapter:
     """Read access to one fitted booster of a supported library.
 
-    Subclasses set :attr:`structure` and implement the methods below; all of them take the
-    inputs the wrapped model itself accepts.
+    Subclasses are constructed from the fitted model and its training target (class codes
+    for classifiers), set :attr:`structure` and implement the methods below; all of them
+    take the inputs the wrapped model itself accepts.
     """
 
     structure: BoosterStructure

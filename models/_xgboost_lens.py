@@ -126,6 +126,9 @@ class XGBoostAdapter(BoosterAdapter):
     ----------
     model : xgboost.XGBModel
         The fitted estimator.
+    target : ndarray of shape (n,), optional
+        Its training targets; XGBoost keeps its initial score (``base_score``) in the model,
+        so they are not needed.
 
     Raises
     ------
@@ -133,7 +136,7 @@ class XGBoostAdapter(BoosterAdapter):
         If a setting breaks the kernel identity (see :func:`check_config`).
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, target: np.ndarray | None = None):
         booster = model.get_booster()
         config = json.loads(booster.save_config())
         objective = check_config(config)

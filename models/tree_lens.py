@@ -239,7 +239,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         target: np.ndarray,
         classes: np.ndarray | None,
     ) -> None:
-        adapter = adapter_class(estimator)
+        adapter = adapter_class(estimator, target)
         structure = adapter.structure
         if classes is not None and structure.n_outputs > 1 and len(classes) > structure.n_outputs:
             raise ValueError(

@@ -8,16 +8,34 @@ which the lens never uses to build its view.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import is_classifier
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
+
+from threadpoolctl import threadpool_limits
 
 from tabscope.models import KernelView, TreeLens
+from tabscope.models._hist_gradient_boosting_lens import predictor_leaves
 from tabscope.models._tree_kernel import build_kernel_view
 
 xgboost = pytest.importorskip("xgboost")
+lightgbm = pytest.importorskip("lightgbm")
 
 RTOL = 1e-5
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():
+    """On two shared cores OpenMP pools only add contention to these small fits."""
+    with threadpool_limits(1, "openmp"):
+        yield
 
 
 # -- libraries -------------------------------------------------------------------------
@@ -26,6 +44,25 @@ RTOL = 1e-5
 def _xgboost(task: str, **params):
     cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
     return cls(n_jobs=1, **params)
+
+
+def _lightgbm(task: str, **params):
+    cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
+    return cls(n_jobs=1, verbose=-1, **params)
+
+
+def _hist_gradient_boosting(task: str, **params):
+    if "n_estimators" in params:
+        params["max_iter"] = params.pop("n_estimators")
+    if task == "regression":
+        return HistGradientBoostingRegressor(**params)
+    return HistGradientBoostingClassifier(**params)
+
+
+def _gradient_boosting(task: str, **params):
+    if task == "regression":
+        return GradientBoostingRegressor(**params)
+    return GradientBoostingClassifier(**params)
 
 
 LIBRARIES = {
@@ -43,6 +80,48 @@ LIBRARIES = {
             "random_state": 0,
         },
         "one_tree": {"n_estimators": 1, "learning_rate": 1.0, "reg_lambda": 0.0, "max_depth": 3},
+    },
+    "lightgbm": {
+        "make": _lightgbm,
+        "default": {"n_estimators": 25},
+        "tuned": {
+            "n_estimators": 25,
+            "learning_rate": 0.2,
+            "num_leaves": 8,
+            "reg_lambda": 3.0,
+            "colsample_bytree": 0.7,
+            "min_child_samples": 10,
+            "min_child_weight": 1e-2,
+            "random_state": 0,
+        },
+        "one_tree": {"n_estimators": 1, "learning_rate": 1.0, "num_leaves": 6},
+    },
+    "hist_gradient_boosting": {
+        "make": _hist_gradient_boosting,
+        "default": {"n_estimators": 25},
+        "tuned": {
+            "n_estimators": 25,
+            "learning_rate": 0.2,
+            "max_leaf_nodes": 8,
+            "l2_regularization": 3.0,
+            "max_features": 0.7,
+            "min_samples_leaf": 10,
+            "random_state": 0,
+        },
+        "one_tree": {"n_estimators": 1, "learning_rate": 1.0, "max_leaf_nodes": 6},
+    },
+    "gradient_boosting": {
+        "make": _gradient_boosting,
+        "default": {"n_estimators": 25},
+        "tuned": {
+            "n_estimators": 25,
+            "learning_rate": 0.2,
+            "max_depth": 2,
+            "max_features": 0.6,
+            "min_samples_leaf": 5,
+            "random_state": 0,
+        },
+        "one_tree": {"n_estimators": 1, "learning_rate": 1.0, "max_depth": 3},
     },
 }
 
@@ -165,6 +244,24 @@ def test_kernel_weights_are_nonnegative_and_match_the_norms(library, task):
         )
 
 
+def _library_predictor_leaves(model, X) -> np.ndarray:
+    """HistGradientBoosting's own traversal, made to return node ids instead of values."""
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    X_raw = model._preprocess_X(X, reset=False)
+    known, feature_map = model._bin_mapper.make_known_categories_bitsets()
+    columns = []
+    for iteration in model._predictors:
+        for predictor in iteration:
+            nodes = predictor.nodes.copy()
+            nodes["value"] = np.arange(len(nodes))
+            relabelled = TreePredictor(
+                nodes, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets
+            )
+            columns.append(relabelled.predict(X_raw, known, feature_map, n_threads=1))
+    return np.column_stack(columns).astype(int)
+
+
 def _leaf_ids(model, X) -> np.ndarray:
     """Leaf of each row in each tree, from the library itself (regression: one tree a round)."""
     module = type(model).__module__.split(".")[0]
@@ -174,11 +271,15 @@ def _leaf_ids(model, X) -> np.ndarray:
         return np.asarray(model.predict(X, pred_leaf=True)).astype(int)
     if hasattr(model, "apply"):
         return np.asarray(model.apply(X)).reshape(len(X), -1)
-    raise AssertionError("HistGradientBoosting has no apply")
+    return _library_predictor_leaves(model, X)
 
 
+# How each library names lambda (none for GradientBoosting) and eta.
 L2_PARAMS = {
-    "xgboost": ("reg_lambda", lambda p: p["reg_lambda"], lambda p: p["learning_rate"]),
+    "xgboost": ("reg_lambda", "learning_rate"),
+    "lightgbm": ("reg_lambda", "learning_rate"),
+    "hist_gradient_boosting": ("l2_regularization", "learning_rate"),
+    "gradient_boosting": (None, "learning_rate"),
 }
 
 
@@ -187,11 +288,13 @@ def test_squared_loss_weights_sum_to_shrunk_leaf_fraction(library):
     """Each round's weights of a test point sum to eta n_l / (n_l + lambda)."""
     X_train, y_train, X_test, _ = load("regression", "diabetes")
     params = LIBRARIES[library]["tuned"]
-    _, get_lambda, get_eta = L2_PARAMS[library]
+    lambda_name, eta_name = L2_PARAMS[library]
     lens = fitted_lens(library, "regression", "tuned", X_train, y_train)
     train_leaves = _leaf_ids(lens.estimator_, X_train)
     test_leaves = _leaf_ids(lens.estimator_, X_test)
-    lam, eta = get_lambda(params), get_eta(params)
+    lam = params[lambda_name] if lambda_name else 0.0
+    eta = params[eta_name]
+    assert lam > 0 or lambda_name is None
     for t in (1, 7, lens.n_rounds_):
         weights = lens.kernel_weights(X_test, t)
         n_leaf = (test_leaves[:, t - 1][:, None] == train_leaves[:, t - 1][None, :]).sum(axis=1)
@@ -218,7 +321,9 @@ def test_one_tree_has_as_many_effective_parameters_as_leaves(library):
 def test_smoother_reproduces_predictions_without_offset():
     """With a zero initial score, f(x) = s_T(x)^T y exactly (DESIGN.md 1.6)."""
     X_train, y_train, X_test, _ = load("regression", "diabetes")
-    model = xgboost.XGBRegressor(n_estimators=15, max_depth=3, base_score=0.0, reg_lambda=2.0)
+    model = xgboost.XGBRegressor(
+        n_estimators=15, max_depth=3, base_score=0.0, reg_lambda=2.0, n_jobs=1
+    )
     lens = TreeLens(model).fit(X_train, y_train)
     view = lens.kernel_view(X_test, smoother=True)
     assert relative_error(view.smoother @ y_train, view.prediction) <= 1e-6
