@@ -213,6 +213,36 @@ def lens_for(estimator, data: PreparedData, y_fit: np.ndarray):
         raise
 
 
+def top_contributions(
+    view, offset: int, eval_dataset_rows: np.ndarray, train_dataset_rows: np.ndarray,
+    n_examples: int = 3, top_k: int = 5,
+) -> pd.DataFrame:
+    """The training examples that contribute most to the first few evaluation examples.
+
+    For several outputs, the contribution to the output the model predicts (its largest
+    logit) is ranked. Rows are dataset row indices, so two models' frames line up.
+    """
+    records = []
+    for position in range(min(n_examples, view.n_eval - offset)):
+        contributions = np.asarray(view.contributions[offset + position], dtype=np.float64)
+        prediction = np.asarray(view.prediction[offset + position])
+        output = 0
+        if contributions.ndim == 2:
+            output = int(np.argmax(prediction))
+            contributions = contributions[:, output]
+        order = np.argsort(-np.abs(contributions), kind="stable")[:top_k]
+        for rank, index in enumerate(order, start=1):
+            records.append({
+                "eval_row": int(eval_dataset_rows[position]), "output": output,
+                "prediction": float(np.ravel(prediction)[output]),
+                "offset": float(np.ravel(view.offset[offset + position])[output]),
+                "rank": rank, "train_row": int(train_dataset_rows[index]),
+                "contribution": float(contributions[index]),
+                "total_contribution": float(contributions.sum()),
+            })
+    return pd.DataFrame.from_records(records)
+
+
 def _analysis_row(task: CellTask, analysis: str, status: str, **extra) -> dict:
     return {
         "analysis_id": analysis_id(analysis, task.dataset.source, task.seed, [task.model.name]),
@@ -306,6 +336,9 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
             )
             outcome.frames["train_kernel_norms"] = pd.DataFrame(
                 {"row": task.split.train, "kappa": train_norms, "kappa_bar": train_kappa_bar}
+            )
+            outcome.frames["top_contributions"] = top_contributions(
+                view, offset, task.split.test[eval_rows], task.split.train
             )
             summary = {
                 "mean_kappa_bar_test": float(np.mean(kappa_bar)),

@@ -1,0 +1,42 @@
+"""Shared fixtures: small suites, the OpenML cache fixture, a tabscope command runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from support import OPENML_FIXTURE, tabscope_command
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own dataset cache and stays offline, whatever the machine reaches."""
+    monkeypatch.setenv("TABSCOPE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("TABSCOPE_OFFLINE", "1")
+
+
+@pytest.fixture
+def openml_cache(tmp_path):
+    """A writable copy of the shared OpenML cache files (test server: dataset 2, task 1882)."""
+    if not OPENML_FIXTURE.is_dir():
+        pytest.skip(f"OpenML cache fixture not found at {OPENML_FIXTURE}")
+    target = tmp_path / "openml-cache"
+    shutil.copytree(OPENML_FIXTURE, target)
+    for path in target.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Run the real `tabscope` command; returns the CompletedProcess."""
+
+    def run(*args, timeout=600, env=None, cwd=None):
+        return subprocess.run(
+            [*tabscope_command(), *map(str, args)], capture_output=True, text=True,
+            timeout=timeout, cwd=cwd or tmp_path, env={**os.environ, **(env or {})},
+        )
+
+    return run
