@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tabscope.bench.results import score_table
+from tabscope.bench.suite import METRICS
 
 from . import lens
 from .data import ReportData
@@ -69,6 +70,14 @@ def _failed_note(data: ReportData, kinds: tuple[str, ...]) -> list[Paragraph]:
         return []
     return [Paragraph(f"{len(failed)} {' / '.join(kinds)} analyses failed; their errors are "
                       "listed under 'Run status and failures'.", kind="note")]
+
+
+def _in_report_order(frame: pd.DataFrame, data: ReportData, model: str = "model") -> pd.DataFrame:
+    """Rows sorted by the suite's dataset order, then its model order (seed kept stable)."""
+    datasets = {source: i for i, source in enumerate(data.dataset_order())}
+    models = {name: i for i, name in enumerate(data.models)}
+    keys = frame.assign(_dataset=frame["dataset"].map(datasets), _model=frame[model].map(models))
+    return frame.loc[keys.sort_values(["_dataset", "_model"], kind="stable").index]
 
 
 def _message(value: object) -> str:
@@ -224,9 +233,14 @@ def _scores_section(data: ReportData, scores: pd.DataFrame, palette: dict) -> Se
         section.blocks.append(block)
     detail = score_table(data.cells)
     if not detail.empty:
+        name_order = {data.dataset_names.get(d, d): i for i, d in enumerate(data.dataset_order())}
+        model_order = {name: i for i, name in enumerate(data.models)}
+        detail = detail.iloc[np.lexsort((detail["model"].map(model_order).to_numpy(),
+                                         detail["dataset"].map(name_order).to_numpy()))]
         sub = Section("All metrics")
         for task, frame in detail.groupby("task", sort=True):
-            columns = [c for c in frame.columns if c != "task" and frame[c].notna().any()]
+            wanted = ["dataset", "model", *METRICS.get(task, ()), "fit s", "seeds ok"]
+            columns = [c for c in wanted if c in frame and frame[c].notna().any()]
             sub.blocks.append(Table(f"{task.capitalize()}: every metric, mean ± std over seeds",
                                     columns, frame[columns].astype(str).values.tolist()))
         section.subsections.append(sub)
@@ -305,7 +319,7 @@ def _irregularity_section(data: ReportData, palette: dict) -> Section:
     )
     if block:
         section.blocks.append(block)
-    table = lens.irregularity_table(data)
+    table = _in_report_order(lens.irregularity_table(data), data, model="tree")
     if not table.empty:
         section.blocks.append(Table(
             "Effect sizes (mean ± std over seeds)",
@@ -332,7 +346,7 @@ def _irregularity_section(data: ReportData, palette: dict) -> Section:
 def _kernel_norm_section(data: ReportData, palette: dict) -> Section:
     section = Section(SECTION_TITLES[6])
     section.blocks += _failed_note(data, ("kernel_norms",))
-    norms = lens.kernel_norm_frame(data)
+    norms = _in_report_order(lens.kernel_norm_frame(data), data)
     if norms.empty:
         section.blocks.append(_no_data("no kernel norms are stored (no lens model finished "
                                        "the kernel_norms analysis)."))
@@ -362,7 +376,7 @@ def _kernel_norm_section(data: ReportData, palette: dict) -> Section:
 def _effective_parameters_section(data: ReportData, palette: dict) -> Section:
     section = Section(SECTION_TITLES[7])
     section.blocks += _failed_note(data, ("effective_parameters",))
-    frame = lens.effective_parameter_frame(data)
+    frame = _in_report_order(lens.effective_parameter_frame(data), data)
     if frame.empty:
         section.blocks.append(_no_data("no effective-parameters analysis has finished (it is "
                                        "defined for squared loss, so regression datasets only)."))
@@ -392,7 +406,7 @@ def _effective_parameters_section(data: ReportData, palette: dict) -> Section:
 def _fidelity_section(data: ReportData, palette: dict) -> Section:
     section = Section(SECTION_TITLES[8])
     section.blocks += _failed_note(data, ("fidelity",))
-    frame = lens.fidelity_frame(data)
+    frame = _in_report_order(lens.fidelity_frame(data), data)
     if frame.empty:
         section.blocks.append(_no_data("no fidelity analysis has finished (it needs a "
                                        "telescoping network)."))
@@ -423,7 +437,10 @@ def _contributions_section(data: ReportData) -> Section:
         "For the first evaluated test examples, the five training examples with the largest "
         "|contribution| C(x, i) to each model's prediction, network and GBDT side by side "
         "(rows are dataset row numbers, so the same training example can be recognised in "
-        "both columns). For several outputs the output each model predicts is shown."))
+        "both columns). Predictions are raw model outputs with the initial prediction f_0 in "
+        "brackets: for classification the logit of the output shown (the predicted class "
+        "when there are several), and a network's regression output is on its standardised "
+        "target scale, so compare ranks and signs across models rather than magnitudes."))
     tables = lens.top_contribution_tables(data)
     if not tables:
         section.blocks.append(_no_data("no network/GBDT pair has stored top contributions for "
@@ -436,9 +453,9 @@ def _contributions_section(data: ReportData) -> Section:
             first = row["rank"] == frame.loc[frame["eval_row"] == row["eval_row"], "rank"].min()
             rows.append([
                 int(row["eval_row"]) if first else "", int(row["rank"]),
-                _prediction(row, "network") if first else "",
+                _prediction(row, "network", entry["task"] == "classification") if first else "",
                 _int_or_dash(row.get("network_train_row")), _fmt(row.get("network_contribution"), 3),
-                _prediction(row, "tree") if first else "",
+                _prediction(row, "tree", entry["task"] == "classification") if first else "",
                 _int_or_dash(row.get("tree_train_row")), _fmt(row.get("tree_contribution"), 3),
             ])
         shared = set(frame["network_train_row"].dropna()) & set(frame["tree_train_row"].dropna())
@@ -460,11 +477,11 @@ def _int_or_dash(value) -> str:
         return "—"
 
 
-def _prediction(row: pd.Series, role: str) -> str:
+def _prediction(row: pd.Series, role: str, classification: bool) -> str:
     prediction, offset = row.get(f"{role}_prediction"), row.get(f"{role}_offset")
     output = row.get(f"{role}_output")
     text = f"{_fmt(prediction, 3)} ({_fmt(offset, 3)})"
-    if output is not None and np.isfinite(output) and output > 0:
+    if classification and output is not None and np.isfinite(output):
         text = f"output {int(output)}: {text}"
     return text
 
@@ -475,7 +492,7 @@ def _prediction(row: pd.Series, role: str) -> str:
 def build_sections(data: ReportData) -> tuple[str, str, list[Section]]:
     """The report's title, subtitle and sections for ``data``."""
     palette = model_palette(data.models)
-    scores = primary_scores(data.cells)
+    scores = _in_report_order(primary_scores(data.cells), data)
     sections = [
         _suite_section(data),
         None,  # the status section goes last into the list: it shows every unreadable file

@@ -121,8 +121,8 @@ h1 { font-size: 1.9em; margin-bottom: 0.2em; }
 h2 { font-size: 1.45em; border-bottom: 2px solid #d0d4da; padding-bottom: 0.2em; margin-top: 2em; }
 h3 { font-size: 1.15em; margin-top: 1.4em; }
 nav ol { columns: 2; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.92em; }
-caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom: 0.3em; }
+table { border-collapse: collapse; margin: 0 0 1.2em; font-size: 0.92em; }
+p.tabletitle { font-weight: bold; margin: 1em 0 0.3em; }
 th, td { border: 1px solid #c9ced6; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #eef1f5; }
 td.best { font-weight: bold; background: #e3f4e6; }
@@ -147,7 +147,9 @@ def _html_table(table: Table) -> str:
             attribute = f' class="{classes}"' if classes else ""
             cells.append(f"<td{attribute}>{html.escape(cell.text)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    out = (f'<div class="wide"><table><caption>{html.escape(table.caption)}</caption>'
+    # The title sits above the table rather than in <caption>, which browsers squeeze to
+    # the width of a narrow table.
+    out = (f'<div class="wide"><p class="tabletitle">{html.escape(table.caption)}</p><table>'
            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
     if table.note:
         out += f'<p class="tablenote">{html.escape(table.note)}</p>'

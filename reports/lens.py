@@ -273,7 +273,7 @@ def top_contribution_tables(data: ReportData) -> list[dict]:
     Returns
     -------
     tables : list of dict
-        Each with ``dataset_name``, ``seed``, ``network``, ``tree`` and ``frame``: one row
+        Each with ``dataset_name``, ``task``, ``seed``, ``network``, ``tree`` and ``frame``: one row
         per (test row, rank) with ``eval_row``, ``rank`` and, per role, ``<role>_train_row``,
         ``<role>_contribution``, ``<role>_prediction``, ``<role>_offset``,
         ``<role>_output`` and ``<role>_total``.
@@ -304,6 +304,7 @@ def top_contribution_tables(data: ReportData) -> list[dict]:
                 merged = frames["network"].merge(frames["tree"], on=["eval_row", "rank"],
                                                  how="outer").sort_values(["eval_row", "rank"])
                 out.append({"dataset_name": names.get(dataset, dataset), "seed": int(seed),
+                            "task": data.tasks().get(dataset, ""),
                             "network": network, "tree": tree,
                             "frame": merged.reset_index(drop=True)})
                 break
