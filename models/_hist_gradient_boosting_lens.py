@@ -170,6 +170,8 @@ class HistGradientBoostingAdapter(BoosterAdapter):
             node_values=node_values,
             node_l2=np.full(node_values.shape, l2),
             unit_scale=np.full(n_rounds * n_outputs, learning_rate),
+            # A root too small to split keeps the value 0 it was created with.
+            unit_active=np.array([len(p.nodes) > 1 for p in predictors], dtype=bool),
             metadata={
                 "estimator": type(model).__name__,
                 "learning_rate": learning_rate,

@@ -243,6 +243,8 @@ class LightGBMAdapter(BoosterAdapter):
             node_values=node_values,
             node_l2=np.concatenate(l2),
             unit_scale=np.full(n_units, learning_rate),
+            # A tree LightGBM could not split is a constant, not a Newton step.
+            unit_active=np.array([int(tree["num_leaves"]) > 1 for tree in trees], dtype=bool),
             # LightGBM's softmax hessian is K / (K - 1) p (1 - p).
             hessian_factor=n_outputs / (n_outputs - 1.0) if n_outputs > 1 else 1.0,
             metadata={

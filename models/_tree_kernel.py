@@ -87,6 +87,9 @@ class BoosterStructure:
         Constant multiplying ``p (1 - p)`` in the log-loss hessian the library uses.
     hessian_floor : float
         Lower bound the library puts on each hessian (XGBoost's ``1e-16``), 0 if none.
+    unit_active : ndarray of shape (T * K,), optional
+        False for trees the library left constant instead of taking a Newton step (a root
+        it could not split); their kernel weights are zero. All True by default.
     metadata : dict
         Library-specific description, copied into each KernelView.
     """
@@ -101,6 +104,7 @@ class BoosterStructure:
     unit_scale: np.ndarray
     hessian_factor: float = 1.0
     hessian_floor: float = 0.0
+    unit_active: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -117,6 +121,10 @@ class BoosterStructure:
                 raise ValueError(f"{name} must have shape {(n_nodes,)}")
         if self.unit_scale.shape != (n_units,):
             raise ValueError(f"unit_scale must have shape {(n_units,)}")
+        if self.unit_active is None:
+            object.__setattr__(self, "unit_active", np.ones(n_units, dtype=bool))
+        elif self.unit_active.shape != (n_units,):
+            raise ValueError(f"unit_active must have shape {(n_units,)}")
 
     @property
     def n_units(self) -> int:
@@ -297,19 +305,22 @@ def fit_tree_kernel(adapter: BoosterAdapter, X: Any, target: np.ndarray) -> Tree
     in_bag = np.asarray(adapter.in_bag(target), dtype=bool)
     bag_nodes = train_nodes[in_bag].ravel()
     n_nodes = structure.n_nodes
-    node_counts = np.bincount(bag_nodes, minlength=n_nodes)
-    gradient_sums = np.bincount(
-        bag_nodes, weights=gradients[in_bag].ravel(), minlength=n_nodes
-    )
-    denominators = (
-        np.bincount(bag_nodes, weights=hessians[in_bag].ravel(), minlength=n_nodes)
-        + structure.node_l2
-    )
-    unit_scale = np.repeat(structure.unit_scale, np.diff(structure.node_offsets))
-    usable = (node_counts > 0) & (denominators > _TINY_DENOMINATOR * node_counts)
+
+    def leaf_sums(values: np.ndarray | None) -> np.ndarray:
+        weights = None if values is None else values[in_bag].ravel()
+        return np.bincount(bag_nodes, weights=weights, minlength=n_nodes)
+
+    node_counts = leaf_sums(None)
+    gradient_sums = leaf_sums(gradients)
+    denominators = leaf_sums(hessians) + structure.node_l2
+    node_scale = np.repeat(structure.unit_scale, np.diff(structure.node_offsets))
+    node_active = np.repeat(structure.unit_active, np.diff(structure.node_offsets))
+    usable = node_active & (node_counts > 0) & (denominators > _TINY_DENOMINATOR * node_counts)
     node_weights = np.zeros(n_nodes)
-    node_weights[usable] = unit_scale[usable] / denominators[usable]
-    _check_leaf_values(structure, node_counts, -node_weights * gradient_sums)
+    node_weights[usable] = node_scale[usable] / denominators[usable]
+    # Size of the leaf value before the gradients cancel: float rounding scales with it.
+    gradient_scale = node_weights * leaf_sums(np.abs(gradients))
+    _check_leaf_values(structure, node_counts, -node_weights * gradient_sums, gradient_scale)
     return TreeKernel(
         adapter=adapter,
         train_nodes=train_nodes,
@@ -327,9 +338,17 @@ def _compact_ids(nodes: np.ndarray, n_nodes: int) -> np.ndarray:
 
 
 def _check_leaf_values(
-    structure: BoosterStructure, node_counts: np.ndarray, newton_values: np.ndarray
+    structure: BoosterStructure,
+    node_counts: np.ndarray,
+    newton_values: np.ndarray,
+    gradient_scale: np.ndarray,
 ) -> None:
-    """Raise unless the recomputed Newton steps reproduce the library's leaf values."""
+    """Raise unless the recomputed Newton steps reproduce the library's leaf values.
+
+    A leaf may deviate by ``LEAF_VALUE_RTOL`` of the larger of its tree's largest leaf
+    value and its own ``s sum_i |g_i| / (H + lambda)`` (what float rounding of cancelling
+    gradients can reach); trees the library left constant must add nothing.
+    """
     reached = node_counts > 0
     library_values = structure.node_values
     if np.any(np.isnan(library_values[reached])):
@@ -337,18 +356,19 @@ def _check_leaf_values(
             "training rows reach internal nodes of the booster: its leaf assignments are "
             "inconsistent with its tree structure"
         )
-    deviation = np.where(reached, np.abs(newton_values - library_values), 0.0)
-    magnitude = np.where(reached, np.abs(library_values), 0.0)
     units = structure.node_unit()
-    unit_deviation = np.zeros(structure.n_units)
+    magnitude = np.where(reached, np.abs(library_values), 0.0)
     unit_magnitude = np.zeros(structure.n_units)
-    np.maximum.at(unit_deviation, units, deviation)
     np.maximum.at(unit_magnitude, units, magnitude)
-    floor = 1e-9 * max(float(unit_magnitude.max(initial=0.0)), 1e-300)
-    relative = unit_deviation / np.maximum(unit_magnitude, floor)
-    worst = int(np.argmax(relative)) if relative.size else 0
-    if relative.size and relative[worst] > LEAF_VALUE_RTOL:
-        t, k = divmod(worst, structure.n_outputs)
+    scale = np.maximum(unit_magnitude[units], gradient_scale)
+    deviation = np.where(reached, np.abs(newton_values - library_values), 0.0)
+    relative = np.zeros_like(deviation)
+    np.divide(deviation, scale, out=relative, where=scale > 0)
+    # A deviation where both scales vanish (a constant tree that is not zero) is total.
+    relative[(scale == 0) & (deviation > 0)] = np.inf
+    if relative.size and relative.max() > LEAF_VALUE_RTOL:
+        worst = int(np.argmax(relative))
+        t, k = divmod(int(units[worst]), structure.n_outputs)
         raise ValueError(
             f"the {structure.library} booster's leaf values are not the Newton steps "
             f"recomputed from X_train and y_train (relative deviation {relative[worst]:.3g} "

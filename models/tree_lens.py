@@ -17,6 +17,7 @@ hide the rows a tree was grown on raise a ValueError that names them, at ``fit``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -183,25 +184,31 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             inner = None
         if inner is not None:
             tags.estimator_type = inner.estimator_type
-            tags.classifier_tags = inner.classifier_tags
             tags.regressor_tags = inner.regressor_tags
-        tags.input_tags.allow_nan = True
+            if inner.classifier_tags is not None:
+                # One label per row: the kernel is defined for single-output boosting.
+                tags.classifier_tags = replace(inner.classifier_tags, multi_label=False)
+        # Missing values are allowed exactly when the booster handles them.
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan if inner is not None else False
         tags.input_tags.sparse = False
         tags.target_tags.required = True
+        tags.target_tags.multi_output = False
         return tags
 
     # -- validation --------------------------------------------------------------------
 
-    def _validate_inputs(self, X: Any, y: Any = None, *, reset: bool) -> tuple[Any, Any]:
+    def _validate_inputs(
+        self, X: Any, y: Any = "no_validation", *, reset: bool
+    ) -> tuple[Any, Any]:
         """Validate like scikit-learn; return the input the booster gets, and ``y``."""
         frame = _is_dataframe(X)
         check = dict(
             reset=reset,
             dtype=None if frame else "numeric",
-            ensure_all_finite="allow-nan",
+            ensure_all_finite="allow-nan" if get_tags(self).input_tags.allow_nan else True,
             accept_sparse=False,
         )
-        if y is None:
+        if isinstance(y, str) and y == "no_validation":
             checked = validate_data(self, X, **check)
             return (X if frame else checked), None
         classifier = is_classifier(self.estimator)
@@ -227,7 +234,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
                 )
         if len(classes) < 2:
             raise ValueError(
-                f"TreeLens needs at least two classes in y; got only class {classes[0]!r}"
+                f"y has only one class ({classes[0]!r}); TreeLens needs at least two"
             )
         return codes.astype(np.int64), classes
 
@@ -388,6 +395,25 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         X_in, _ = self._validate_inputs(X, reset=False)
         return self.tree_kernel_.adapter.raw_prediction(X_in)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy (classifiers) or coefficient of determination R^2 (regressors).
+
+        Parameters
+        ----------
+        X : {array-like, pandas DataFrame} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            True labels or values.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        from sklearn.metrics import accuracy_score, r2_score
+
+        metric = accuracy_score if is_classifier(self.estimator) else r2_score
+        return float(metric(y, self.predict(X), sample_weight=sample_weight))
 
     # -- the lens ----------------------------------------------------------------------
 
