@@ -8,6 +8,7 @@ The driver writes them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -129,6 +130,7 @@ def _run_cell(task: CellTask) -> CellOutcome:
     dataset, split, entry = task.dataset, task.split, task.model
     data = prepare_data(dataset, split, entry.spec.preprocessing)
     estimator = entry.spec.build(dataset.task, entry.params, random_state=task.seed)
+    data = _impute_if_needed(estimator, data)
     y_fit = _fit_target(data)
 
     started = time.perf_counter()
@@ -169,6 +171,31 @@ def _run_cell(task: CellTask) -> CellOutcome:
     return outcome
 
 
+def _impute_if_needed(estimator, data: PreparedData) -> PreparedData:
+    """Median-impute raw tree features for boosters that reject missing values.
+
+    Tree preprocessing keeps NaN for the libraries that route missing values themselves;
+    scikit-learn's GradientBoosting and most plug-ins cannot, so they get the training
+    medians (fitted on the training part only).
+    """
+    has_nan = any(np.isnan(X).any() for X in (data.X_train, data.X_valid, data.X_test))
+    if data.kind != "tree" or not has_nan:
+        return data
+    try:
+        allows_nan = estimator.__sklearn_tags__().input_tags.allow_nan
+    except AttributeError:
+        allows_nan = False
+    if allows_nan:
+        return data
+    from sklearn.impute import SimpleImputer
+
+    imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(data.X_train)
+    return dataclasses.replace(
+        data, X_train=imputer.transform(data.X_train), X_valid=imputer.transform(data.X_valid),
+        X_test=imputer.transform(data.X_test),
+    )
+
+
 def _fit_target(data: PreparedData) -> np.ndarray:
     """Networks see a standardised regression target (DESIGN.md section 3)."""
     if data.kind == "network" and data.target_mean is not None:
@@ -189,6 +216,8 @@ def _predict(estimator, data: PreparedData) -> tuple[np.ndarray, np.ndarray | No
     # Columns follow estimator.classes_, which may miss a class absent from training.
     proba = np.zeros((len(predictions), len(data.classes)))
     proba[:, np.asarray(estimator.classes_, dtype=np.int64)] = raw
+    # Libraries that compute in float32 return rows summing to 1 only to ~1e-7.
+    proba /= proba.sum(axis=1, keepdims=True)
     return predictions, proba
 
 

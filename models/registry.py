@@ -8,6 +8,7 @@ Any scikit-learn estimator joins a suite through ``package.module:Class``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,9 @@ class ModelSpec:
         Side the model takes in network-versus-tree comparisons.
     seed_param : str or None
         Name of the estimator parameter that receives the cell's seed.
+    extra_params : frozenset of str
+        Parameter names the estimator accepts through ``**kwargs`` although ``get_params``
+        does not list them (LightGBM's native parameters); any other unknown name is a typo.
     description : str
         One line for ``tabscope models list``.
     """
@@ -83,6 +87,7 @@ class ModelSpec:
     role: str = "other"
     seed_param: str | None = "random_state"
     description: str = ""
+    extra_params: frozenset = frozenset()
 
     def __post_init__(self):
         if self.preprocessing not in PREPROCESSING_KINDS:
@@ -125,7 +130,7 @@ class ModelSpec:
                 "(it needs fit and get_params)"
             )
         valid = estimator.get_params(deep=False)
-        unknown = sorted(set(merged) - set(valid))
+        unknown = sorted(set(merged) - set(valid) - self.extra_params)
         if unknown:
             raise ValueError(
                 f"model {self.name!r}: unknown parameter(s) {unknown} for {cls.__name__}; "
@@ -172,6 +177,14 @@ _REGISTRY: dict[str, ModelSpec] = {
             preprocessing="tree",
             role="tree",
             description="LightGBM gbdt, 300 rounds of 31 leaves",
+            extra_params=frozenset({
+                "verbose", "verbosity", "deterministic", "force_row_wise", "force_col_wise",
+                "max_bin", "min_data_in_leaf", "min_sum_hessian_in_leaf", "lambda_l1",
+                "lambda_l2", "feature_fraction", "feature_fraction_bynode", "bagging_fraction",
+                "bagging_freq", "max_delta_step", "linear_tree", "extra_trees", "path_smooth",
+                "monotone_constraints", "cat_smooth", "cat_l2", "max_cat_threshold",
+                "min_data_per_group", "data_sample_strategy", "boost_from_average",
+            }),
         ),
         ModelSpec(
             "sklearn-hgb",
@@ -233,10 +246,8 @@ def resolve_model_spec(
         spec = get_model_spec(name)
         if preprocessing is None and role is None:
             return spec
-        return ModelSpec(
-            spec.name, spec.regressor, spec.classifier, spec.defaults,
-            preprocessing or spec.preprocessing, role or spec.role, spec.seed_param,
-            spec.description,
+        return dataclasses.replace(
+            spec, preprocessing=preprocessing or spec.preprocessing, role=role or spec.role
         )
     if not plugin_paths:
         estimator = name

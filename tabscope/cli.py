@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _console():
     from rich.console import Console
 
-    return Console()
+    # Piped output has no terminal width; don't squeeze tables into 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def cmd_run(args) -> int:
@@ -143,6 +144,7 @@ def cmd_results(args) -> int:
         return EXIT_OK
     for task, frame in score_table(cells).groupby("task", sort=True):
         table = Table(title=f"{task}: mean ± std over seeds")
+        frame = frame.dropna(axis="columns", how="all")
         columns = [c for c in frame.columns if c not in ("task",)]
         for column in columns:
             table.add_column(column, justify="left" if column in ("dataset", "model") else "right")
