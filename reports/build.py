@@ -302,6 +302,7 @@ def _irregularity_section(data: ReportData, palette: dict) -> Section:
     section.blocks += _failed_note(data, ("irregularity", "kernel_norms"))
     curves = lens.irregularity_curves(data)
     gaps, kappa = lens.aggregate_irregularity(curves)
+    gaps, kappa = _in_report_order(gaps, data, model="tree"), _in_report_order(kappa, data)
     if gaps.empty and kappa.empty:
         section.blocks.append(_no_data("no irregularity analysis has finished (it needs a "
                                        "compared network/GBDT pair with kernel norms)."))

@@ -267,8 +267,9 @@ def irregularity_figure(gaps: pd.DataFrame, kappa: pd.DataFrame, palette: dict) 
             bottom.set_xlim(-0.02, 1.02)
         _hide_unused(axes, len(datasets), columns, rows_per_panel=2)
         shown = [m for m in palette if m in set(kappa["model"]) | set(gaps["tree"])]
+        over = "seeds" if set(gaps["band"]) | set(kappa["band"]) == {"seeds"} else "seeds or redraws"
         _model_legend(figure, shown, palette, extra=[
-            Patch(facecolor="grey", alpha=0.25, label="band: ± std over seeds"),
+            Patch(facecolor="grey", alpha=0.25, label=f"band: ± std over {over}"),
         ])
     return figure
 
@@ -352,7 +353,7 @@ def effective_parameters_figure(frame: pd.DataFrame, palette: dict) -> Figure | 
             _model_ticks(ax, models)
             ax.set_xlim(-0.6, len(models) - 0.4)
             ax.set_title(here["dataset_name"].iloc[0])
-            ax.set_ylabel("effective parameters p\n(count of training labels)")
+            ax.set_ylabel("effective number of\nparameters p (count)")
         _hide_unused(axes, len(datasets), columns)
         shown = [m for m in palette if m in set(frame["model"])]
         _model_legend(figure, shown, palette, extra=[
