@@ -90,7 +90,18 @@ def _read(file: Path, file_format: str, source: str) -> pd.DataFrame:
     try:
         if file_format == "parquet":
             return pd.read_parquet(file)
-        return pd.read_csv(file, sep="\t" if file_format == "tsv" else ",")
+        separator = "\t" if file_format == "tsv" else ","
+        # pandas renames a repeated header to "name.1" silently; a user should hear of it.
+        header = pd.read_csv(file, sep=separator, header=None, nrows=1).iloc[0].astype(str)
+        repeated = sorted(set(header[header.duplicated()]))
+        if repeated:
+            raise DatasetError(
+                f"{source}: column name(s) {repeated} appear more than once in the header "
+                f"of {str(file)!r}; rename them"
+            )
+        return pd.read_csv(file, sep=separator)
+    except DatasetError:
+        raise
     except pd.errors.EmptyDataError:
         raise DatasetError(f"{source}: the file {str(file)!r} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
