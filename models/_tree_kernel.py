@@ -90,6 +90,10 @@ class BoosterStructure:
     unit_active : ndarray of shape (T * K,), optional
         False for trees the library left constant instead of taking a Newton step (a root
         it could not split); their kernel weights are zero. All True by default.
+    margin_dtype : numpy dtype, default=float64
+        Precision in which the library accumulates raw predictions and computes gradients
+        during training (XGBoost: float32). The replay does the same, so its gradients
+        carry the library's own rounding rather than drifting from it over many rounds.
     metadata : dict
         Library-specific description, copied into each KernelView.
     """
@@ -105,6 +109,7 @@ class BoosterStructure:
     hessian_factor: float = 1.0
     hessian_floor: float = 0.0
     unit_active: np.ndarray | None = None
+    margin_dtype: Any = np.float64
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -292,13 +297,19 @@ def fit_tree_kernel(adapter: BoosterAdapter, X: Any, target: np.ndarray) -> Tree
         raise ValueError(
             f"X has {train_nodes.shape[0]} rows but the target has {n}"
         )
-    raw = np.array(adapter.initial_prediction(X), dtype=np.float64).reshape(n, K)
-    leaf_values = structure.node_values[train_nodes].reshape(n, T, K)
+    dtype = np.dtype(structure.margin_dtype)
+    raw = np.array(adapter.initial_prediction(X), dtype=dtype).reshape(n, K)
+    leaf_values = structure.node_values[train_nodes].reshape(n, T, K).astype(dtype)
+    replay_target = target.astype(dtype) if structure.loss == "squared_error" else target
     gradients = np.empty((n, T, K))
     hessians = np.empty((n, T, K))
     for t in range(T):
         gradients[:, t], hessians[:, t] = loss_derivatives(
-            structure.loss, raw, target, structure.hessian_factor, structure.hessian_floor
+            structure.loss,
+            raw,
+            replay_target,
+            structure.hessian_factor,
+            structure.hessian_floor,
         )
         raw += leaf_values[:, t]
 

@@ -191,6 +191,8 @@ class XGBoostAdapter(BoosterAdapter):
             unit_scale=np.full(n_units, eta),
             hessian_factor=2.0 if n_outputs > 1 else 1.0,
             hessian_floor=_HESSIAN_FLOOR if objective != "reg:squarederror" else 0.0,
+            # XGBoost keeps its training predictions and gradients in float32.
+            margin_dtype=np.float32,
             metadata={
                 "estimator": type(model).__name__,
                 "objective": objective,
