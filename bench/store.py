@@ -90,9 +90,21 @@ class ResultsStore:
                 raise StoreError(
                     f"cannot create results directory {str(self.directory)!r}: {exc.strerror}"
                 ) from None
-        if create and not os.access(self.directory, os.W_OK):
-            raise StoreError(f"results directory {str(self.directory)!r} is not writable")
+        if create:
+            self._check_writable()
         self._initialise(create)
+
+    def _check_writable(self) -> None:
+        # os.access says yes to root even where writes fail (read-only mounts, immutable
+        # directories): try it.
+        try:
+            handle, probe = tempfile.mkstemp(dir=self.directory, prefix=".write-probe-")
+        except OSError as exc:
+            raise StoreError(
+                f"results directory {str(self.directory)!r} is not writable: {exc.strerror}"
+            ) from None
+        os.close(handle)
+        os.unlink(probe)
 
     # -- connection -------------------------------------------------------------------------
 

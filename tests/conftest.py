@@ -40,3 +40,19 @@ def run_cli(tmp_path):
         )
 
     return run
+
+
+@pytest.fixture
+def read_only_directory(tmp_path):
+    """A directory nobody can write to: immutable for root, mode 500 for others."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available to make a directory read-only for root")
+        yield folder
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)

@@ -1,6 +1,5 @@
 """The SQLite results store: atomic rows, schema checks, clear errors."""
 
-import os
 import sqlite3
 
 import pandas as pd
@@ -73,14 +72,15 @@ def test_garbage_file_is_refused(tmp_path):
         ResultsStore(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_read_only_directory(tmp_path):
-    tmp_path.chmod(0o500)
-    try:
-        with pytest.raises(StoreError, match="not writable"):
-            ResultsStore(tmp_path)
-    finally:
-        tmp_path.chmod(0o700)
+def test_read_only_directory(read_only_directory):
+    with pytest.raises(StoreError, match="not writable"):
+        ResultsStore(read_only_directory)
+    assert list(read_only_directory.iterdir()) == []
+
+
+def test_uncreatable_directory():
+    with pytest.raises(StoreError, match="cannot create results directory"):
+        ResultsStore("/proc/tabscope-results")
 
 
 def test_missing_store_without_create(tmp_path):
