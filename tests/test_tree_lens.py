@@ -426,6 +426,25 @@ UNSUPPORTED = [
     ("xgboost", "regression", {"monotone_constraints": "(1,0,0,0,0,0,0,0,0,0)"}, "monotone"),
     ("xgboost", "regression", {"num_parallel_tree": 3}, "num_parallel_tree"),
     ("xgboost", "binary", {"scale_pos_weight": 2.0}, "scale_pos_weight"),
+    ("lightgbm", "regression", {"subsample": 0.7, "subsample_freq": 1}, "bagging"),
+    ("lightgbm", "regression", {"reg_alpha": 0.5}, "lambda_l1"),
+    ("lightgbm", "regression", {"max_delta_step": 1.0}, "max_delta_step"),
+    ("lightgbm", "regression", {"boosting_type": "dart"}, "boosting_type='dart'"),
+    ("lightgbm", "regression", {"data_sample_strategy": "goss"}, "goss"),
+    ("lightgbm", "regression", {"objective": "huber"}, "objective='huber'"),
+    ("lightgbm", "regression", {"linear_tree": True}, "linear_tree"),
+    ("lightgbm", "regression", {"path_smooth": 1.0}, "path_smooth"),
+    ("lightgbm", "regression", {"monotone_constraints": [1] + [0] * 9}, "monotone"),
+    ("lightgbm", "binary", {"is_unbalance": True}, "is_unbalance"),
+    ("lightgbm", "binary", {"class_weight": "balanced"}, "class_weight"),
+    ("lightgbm", "multiclass", {"objective": "multiclassova"}, "objective='multiclassova'"),
+    ("hist_gradient_boosting", "regression", {"loss": "absolute_error"}, "loss"),
+    ("hist_gradient_boosting", "regression", {"monotonic_cst": [1] + [0] * 9}, "monotonic_cst"),
+    ("hist_gradient_boosting", "binary", {"class_weight": "balanced"}, "class_weight"),
+    ("gradient_boosting", "regression", {"subsample": 0.7}, "subsample"),
+    ("gradient_boosting", "regression", {"loss": "huber"}, "loss='huber'"),
+    ("gradient_boosting", "regression", {"n_iter_no_change": 2}, "n_iter_no_change"),
+    ("gradient_boosting", "binary", {"loss": "exponential"}, "loss='exponential'"),
 ]
 
 
@@ -440,3 +459,174 @@ def test_unsupported_settings_raise_naming_them(library, task, params, setting):
     model = make(model_task, n_estimators=3, **params).fit(X_train, y_train)
     with pytest.raises(ValueError, match=f"{setting}.*not supported"):
         TreeLens.from_fitted(model, X_train, y_train)
+
+
+# -- initial predictions -------------------------------------------------------------------
+
+
+def test_offset_is_the_libraries_initial_prediction():
+    X_train, y_train, X_test, _ = load("regression", "diabetes")
+    _, yb_train, _, _ = load("binary", "breast_cancer")
+    Xm_train, ym_train, Xm_test, _ = load("multiclass", "iris")
+
+    lens = TreeLens(_xgboost("regression", n_estimators=3, base_score=3.0)).fit(X_train, y_train)
+    np.testing.assert_allclose(lens.kernel_view(X_test).offset, 3.0)
+    lens = TreeLens(_lightgbm("regression", n_estimators=3)).fit(X_train, y_train)
+    np.testing.assert_allclose(lens.kernel_view(X_test).offset, y_train.mean(), rtol=1e-7)
+    lens = TreeLens(_lightgbm("multiclass", n_estimators=3)).fit(Xm_train, ym_train)
+    priors = np.bincount(ym_train) / len(ym_train)
+    np.testing.assert_allclose(lens.kernel_view(Xm_test).offset, np.tile(np.log(priors), (len(Xm_test), 1)))
+    lens = TreeLens(_lightgbm("regression", n_estimators=3, boost_from_average=False))
+    np.testing.assert_array_equal(lens.fit(X_train, y_train).kernel_view(X_test).offset, 0.0)
+    lens = TreeLens(_hist_gradient_boosting("regression", n_estimators=3)).fit(X_train, y_train)
+    np.testing.assert_allclose(lens.kernel_view(X_test).offset, y_train.mean())
+
+
+def test_gradient_boosting_init_estimator_gives_a_varying_offset():
+    from sklearn.linear_model import LinearRegression
+
+    X_train, y_train, X_test, _ = load("regression", "diabetes")
+    model = GradientBoostingRegressor(n_estimators=20, init=LinearRegression())
+    lens = TreeLens(model).fit(X_train, y_train)
+    view = lens.kernel_view(X_test)
+    # GradientBoosting hands its init estimator float32 inputs, at fit and predict time.
+    expected = lens.estimator_.init_.predict(X_test.astype(np.float32))
+    np.testing.assert_allclose(view.offset, expected, rtol=1e-12)
+    assert np.std(view.offset) > 1.0
+    assert relative_error(view.reconstruction(), library_raw(lens.estimator_, X_test)) <= RTOL
+
+
+# -- missing values and categorical features ------------------------------------------------
+
+
+def mixed_frame(n_rows: int = 700, seed: int = 0):
+    """Two categorical features (3 and 8 levels) and two numeric ones with missing values."""
+    rng = np.random.default_rng(seed)
+    few = rng.integers(0, 3, n_rows)
+    many = rng.integers(0, 8, n_rows)
+    numeric = rng.normal(size=(n_rows, 2))
+    numeric[rng.random((n_rows, 2)) < 0.15] = np.nan
+    y = (
+        np.array([0.0, 2.0, -1.0])[few]
+        + np.array([0.0, 3.0, 1.0, -2.0, 0.5, 2.0, -1.0, 1.0])[many]
+        + np.nan_to_num(numeric).sum(axis=1)
+        + 0.3 * rng.normal(size=n_rows)
+    )
+    frame = pd.DataFrame(
+        {
+            "few": pd.Categorical(np.array(["a", "b", "c"])[few]),
+            "many": pd.Categorical(many),
+            "x0": numeric[:, 0],
+            "x1": numeric[:, 1],
+        }
+    )
+    return frame, y
+
+
+CATEGORICAL_MODELS = {
+    "xgboost": lambda task: _xgboost(task, n_estimators=20, enable_categorical=True, max_cat_to_onehot=4),
+    # Eight levels exceed max_cat_to_onehot: many-vs-many splits with lambda + cat_l2.
+    "lightgbm": lambda task: _lightgbm(task, n_estimators=20, min_data_per_group=10, cat_smooth=1.0),
+    "hist_gradient_boosting": lambda task: _hist_gradient_boosting(task, n_estimators=20),
+}
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+@pytest.mark.parametrize("library", sorted(CATEGORICAL_MODELS))
+def test_categorical_and_missing_inputs(library, task):
+    frame, y = mixed_frame()
+    if task == "classification":
+        y = np.digitize(y, np.quantile(y, [0.33, 0.66]))
+    train, test = frame.iloc[:500], frame.iloc[500:]
+    lens = TreeLens(CATEGORICAL_MODELS[library](task)).fit(train, y[:500])
+    view = lens.kernel_view(test)
+    raw = library_raw(lens.estimator_, test)
+    assert relative_error(view.prediction, raw) <= RTOL
+    assert relative_error(view.reconstruction(), raw) <= RTOL
+
+
+def test_lightgbm_many_vs_many_leaves_carry_cat_l2():
+    """Leaves of a sorted-category split are regularised by lambda + cat_l2."""
+    frame, y = mixed_frame()
+    lens = TreeLens(CATEGORICAL_MODELS["lightgbm"]("regression")).fit(frame, y)
+    l2 = lens.tree_kernel_.structure.node_l2
+    assert set(np.unique(l2)) == {0.0, 10.0}  # default lambda_l2 = 0, cat_l2 = 10
+
+
+def test_hist_gradient_boosting_traversal_matches_the_library():
+    rng = np.random.default_rng(1)
+    n_rows = 600
+    X = np.column_stack([rng.integers(0, 6, n_rows), rng.normal(size=(n_rows, 3))]).astype(float)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.nan_to_num(X).sum(axis=1) + np.where(X[:, 0] == 2, 3.0, 0.0)
+    model = HistGradientBoostingRegressor(max_iter=15, categorical_features=[0]).fit(X, y)
+    probe = X[:120].copy()
+    probe[:10, 0] = 7.0  # unknown category
+    probe[10:20, 0] = -1.0  # negative: treated as missing
+    probe[20:30, 0] = np.nan
+    probe[30:40, 1] = np.nan
+    lens = TreeLens.from_fitted(model, X, y)
+    mine = lens.tree_kernel_.adapter.leaf_nodes(probe) - lens.tree_kernel_.structure.node_offsets[:-1]
+    np.testing.assert_array_equal(mine, _library_predictor_leaves(model, probe))
+    view = lens.kernel_view(probe)
+    assert relative_error(view.reconstruction(), model.predict(probe)) <= RTOL
+
+
+def test_predictor_leaves_on_a_single_leaf_tree():
+    model = HistGradientBoostingRegressor(max_iter=2, min_samples_leaf=50)
+    X = np.arange(40.0).reshape(-1, 1)
+    model.fit(X, X[:, 0])  # too few rows to split: the root stays a leaf
+    predictor = model._predictors[0][0]
+    known, feature_map = model._bin_mapper.make_known_categories_bitsets()
+    leaves = predictor_leaves(predictor.nodes, predictor.raw_left_cat_bitsets, known, feature_map, X)
+    np.testing.assert_array_equal(leaves, 0)
+    view = TreeLens.from_fitted(model, X, X[:, 0]).kernel_view(X)
+    np.testing.assert_array_equal(view.contributions, 0.0)  # a constant tree adds nothing
+    np.testing.assert_array_equal(view.kernel_norms, 0.0)
+
+
+# -- rows a library holds out ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_hist_gradient_boosting_early_stopping_holdout_is_reproduced(task):
+    X_train, y_train, X_test, _ = load(task, "digits_value" if task == "regression" else "digits")
+    model = _hist_gradient_boosting(
+        task, n_estimators=30, early_stopping=True, validation_fraction=0.2, random_state=4
+    )
+    lens = TreeLens(model).fit(X_train, y_train)
+    held_out = ~lens.tree_kernel_.in_bag
+    assert held_out.sum() == round(0.2 * len(y_train))
+    view = lens.kernel_view(X_test)
+    assert relative_error(view.prediction, library_raw(lens.estimator_, X_test)) <= RTOL
+    view.check_identity(RTOL)
+    assert np.all(view.contributions[:, held_out] == 0.0)
+    assert np.any(view.contributions[:, ~held_out] != 0.0)
+
+
+# -- labels ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "hist_gradient_boosting", "gradient_boosting"])
+def test_from_fitted_keeps_the_models_own_labels(library):
+    X_train, y_train, X_test, _ = load("binary", "wine")
+    labels = np.array(["other", "cultivar 0"])[y_train]
+    model = LIBRARIES[library]["make"]("classification", n_estimators=10).fit(X_train, labels)
+    lens = TreeLens.from_fitted(model, X_train, labels)
+    np.testing.assert_array_equal(lens.classes_, model.classes_)
+    np.testing.assert_array_equal(lens.predict(X_test), model.predict(X_test))
+    view = lens.kernel_view(X_test)
+    assert relative_error(view.prediction, library_raw(model, X_test)) <= RTOL
+    with pytest.raises(ValueError, match="not among the model's classes_"):
+        TreeLens.from_fitted(model, X_train, np.where(labels == "other", "unknown", labels))
+
+
+def test_fitted_lens_survives_pickling():
+    import pickle
+
+    X_train, y_train, X_test, _ = load("multiclass", "iris")
+    lens = fitted_lens("lightgbm", "multiclass", "tuned", X_train, y_train)
+    restored = pickle.loads(pickle.dumps(lens))
+    np.testing.assert_array_equal(
+        restored.kernel_view(X_test).contributions, lens.kernel_view(X_test).contributions
+    )
