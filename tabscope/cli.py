@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -237,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tabscope: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        # Everything is stored by now: a Ctrl-C during interpreter shutdown just ends the
+        # process instead of printing a traceback from some library's exit handler.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover
