@@ -50,6 +50,10 @@ LEAF_VALUE_RTOL = 1e-3
 # Nonzeros allowed in one sparse intermediate product (about 50 MB with its indices).
 DEFAULT_BLOCK_NONZEROS = 1 << 22
 
+# Multi-output L1 kernel norms count leaf-match patterns (2^K per round) up to this K and
+# use a sparse product beyond it.
+MAX_OUTPUTS_FOR_SUBSET_COUNTS = 6
+
 # A Newton denominator below this (times the leaf's row count) gives a zero leaf, as
 # scikit-learn's GradientBoosting does for saturated log-loss leaves.
 _TINY_DENOMINATOR = 1e-150
@@ -535,7 +539,64 @@ def _kernel_norms(
     if norm == "l2":
         squared = (weights**2 * counts)[nodes].reshape(r, T, K).sum(axis=2)
         return np.sqrt(squared)
+    if K <= MAX_OUTPUTS_FOR_SUBSET_COUNTS:
+        norms = _subset_count_l1_norms(kernel, nodes)
+        if norms is not None:
+            return norms
     return _multi_output_l1_norms(kernel, nodes, block_nonzeros)
+
+
+def _subset_count_l1_norms(kernel: TreeKernel, nodes: np.ndarray) -> np.ndarray | None:
+    """Multi-output L1 kernel norms by counting training rows per leaf-match pattern.
+
+    For a round with ``K`` trees and a row ``x``, let ``N_S(x)`` count the in-bag training
+    rows sharing ``x``'s leaf in every tree of ``S``, and ``M_S(x)`` those sharing it in
+    exactly the trees of ``S`` (Moebius inversion over supersets). Then
+    ``kappa_t(x) = sum_S M_S(x) sqrt(sum_{k in S} w_k(x)^2)``: ``2^K`` hash counts per
+    round, ``O(2^K T (n + m) log n)`` in all. Returns None if a round's leaf tuples cannot be
+    encoded in 64 bits (the caller then falls back to the sparse product).
+    """
+    structure = kernel.structure
+    T, K = structure.n_rounds, structure.n_outputs
+    r = nodes.shape[0]
+    bag_nodes = kernel.train_nodes[kernel.in_bag]
+    n_bag = bag_nodes.shape[0]
+    subsets = np.arange(1 << K)
+    members = [np.flatnonzero((subsets[s] >> np.arange(K)) & 1) for s in subsets]
+    norms = np.empty((r, T))
+    for t in range(T):
+        train = bag_nodes[:, t * K:(t + 1) * K]
+        rows = nodes[:, t * K:(t + 1) * K]
+        train_rank = np.empty(train.shape, dtype=np.int64)
+        row_rank = np.empty(rows.shape, dtype=np.int64)
+        radix = np.empty(K, dtype=np.int64)
+        for k in range(K):
+            leaves, train_rank[:, k] = np.unique(train[:, k], return_inverse=True)
+            position = np.minimum(np.searchsorted(leaves, rows[:, k]), len(leaves) - 1)
+            row_rank[:, k] = np.where(leaves[position] == rows[:, k], position, -1)
+            radix[k] = len(leaves)
+        if np.sum(np.log2(np.maximum(radix, 1))) >= 62:
+            return None
+        stride = np.concatenate([[1], np.cumprod(radix[:-1])])
+        counts = np.empty((1 << K, r))
+        counts[0] = n_bag
+        for s in subsets[1:]:
+            ks = members[s]
+            train_keys, train_counts = np.unique(train_rank[:, ks] @ stride[ks], return_counts=True)
+            row_keys = row_rank[:, ks] @ stride[ks]
+            position = np.minimum(np.searchsorted(train_keys, row_keys), len(train_keys) - 1)
+            found = (train_keys[position] == row_keys) & np.all(row_rank[:, ks] >= 0, axis=1)
+            counts[s] = np.where(found, train_counts[position], 0)
+        # Rows matching all of S -> rows matching exactly S (inverse superset sums).
+        for k in range(K):
+            without = subsets[(subsets >> k) & 1 == 0]
+            counts[without] -= counts[without | (1 << k)]
+        squared_weights = kernel.node_weights[rows] ** 2
+        total = np.zeros(r)
+        for s in subsets[1:]:
+            total += counts[s] * np.sqrt(squared_weights[:, members[s]].sum(axis=1))
+        norms[:, t] = total
+    return norms
 
 
 def _multi_output_l1_norms(

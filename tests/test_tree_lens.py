@@ -23,7 +23,11 @@ from threadpoolctl import threadpool_limits
 
 from tabscope.models import KernelView, TreeLens
 from tabscope.models._hist_gradient_boosting_lens import predictor_leaves
-from tabscope.models._tree_kernel import build_kernel_view
+from tabscope.models._tree_kernel import (
+    _multi_output_l1_norms,
+    _subset_count_l1_norms,
+    build_kernel_view,
+)
 
 xgboost = pytest.importorskip("xgboost")
 lightgbm = pytest.importorskip("lightgbm")
@@ -260,6 +264,28 @@ def _library_predictor_leaves(model, X) -> np.ndarray:
             )
             columns.append(relabelled.predict(X_raw, known, feature_map, n_threads=1))
     return np.column_stack(columns).astype(int)
+
+
+def test_multi_output_l1_norms_of_ten_classes_match_dense_weights():
+    """Ten outputs take the sparse-product path (2^10 match patterns are too many)."""
+    X_train, y_train, X_test, _ = load("multiclass", "digits")
+    lens = fitted_lens("lightgbm", "multiclass", "tuned", X_train, y_train)
+    view = lens.kernel_view(X_test)
+    for t in (1, lens.n_rounds_):
+        frobenius = np.sqrt((lens.kernel_weights(X_test, t) ** 2).sum(axis=2))
+        np.testing.assert_allclose(view.kernel_norms[:, t - 1], frobenius.sum(axis=1), rtol=1e-10)
+
+
+def test_both_multi_output_l1_algorithms_agree():
+    X_train, y_train, X_test, _ = load("multiclass", "iris")
+    lens = fitted_lens("xgboost", "multiclass", "tuned", X_train, y_train)
+    kernel = lens.tree_kernel_
+    for nodes in (kernel.adapter.leaf_nodes(X_test), kernel.train_nodes):
+        np.testing.assert_allclose(
+            _subset_count_l1_norms(kernel, nodes),
+            _multi_output_l1_norms(kernel, nodes, block_nonzeros=64),
+            rtol=1e-12,
+        )
 
 
 def _leaf_ids(model, X) -> np.ndarray:
