@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from .store import METRIC_COLUMNS
-from .suite import METRICS
 
 __all__ = ["PRIMARY_METRIC", "score_table", "summarise_scores"]
 
@@ -41,6 +40,10 @@ def _format(mean: float, std: float) -> str:
 
 def score_table(cells: pd.DataFrame) -> pd.DataFrame:
     """A display table: one row per (dataset, model), metrics as ``mean ± std`` strings."""
+    # Imported here: the suite module loads the model registry (and torch), which readers of
+    # finished results such as the report do not otherwise need.
+    from .suite import METRICS
+
     summary = summarise_scores(cells)
     rows = []
     for _, row in summary.iterrows():

@@ -7,12 +7,13 @@ are listed with their error messages.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 import numpy as np
 import pandas as pd
 
-from tabscope.bench.results import score_table
-from tabscope.bench.suite import METRICS
+from tabscope.bench.results import summarise_scores
+from tabscope.bench.store import METRIC_COLUMNS
 
 from . import lens
 from .data import ReportData
@@ -36,6 +37,8 @@ from .tables import (
 )
 
 __all__ = ["SECTION_TITLES", "build_sections"]
+
+logger = logging.getLogger(__name__)
 
 #: The report's sections, in order.
 SECTION_TITLES = (
@@ -231,19 +234,26 @@ def _scores_section(data: ReportData, scores: pd.DataFrame, palette: dict) -> Se
     )
     if block:
         section.blocks.append(block)
-    detail = score_table(data.cells)
-    if not detail.empty:
-        name_order = {data.dataset_names.get(d, d): i for i, d in enumerate(data.dataset_order())}
-        model_order = {name: i for i, name in enumerate(data.models)}
-        detail = detail.iloc[np.lexsort((detail["model"].map(model_order).to_numpy(),
-                                         detail["dataset"].map(name_order).to_numpy()))]
-        sub = Section("All metrics")
-        for task, frame in detail.groupby("task", sort=True):
-            wanted = ["dataset", "model", *METRICS.get(task, ()), "fit s", "seeds ok"]
-            columns = [c for c in wanted if c in frame and frame[c].notna().any()]
-            sub.blocks.append(Table(f"{task.capitalize()}: every metric, mean ± std over seeds",
-                                    columns, frame[columns].astype(str).values.tolist()))
-        section.subsections.append(sub)
+    section.subsections.append(_all_metrics_section(data))
+    return section
+
+
+def _all_metrics_section(data: ReportData) -> Section:
+    """Every stored metric and the fit time, per task, mean ± std over seeds."""
+    section = Section("All metrics")
+    summary = _in_report_order(summarise_scores(data.cells), data)
+    for task, frame in summary.groupby("task", sort=True):
+        metrics = [m for m in METRIC_COLUMNS
+                   if f"{m}_mean" in frame and frame[f"{m}_mean"].notna().any()]
+        rows = []
+        for _, row in frame.iterrows():
+            rows.append([row["dataset_name"], row["model"],
+                         *(format_mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics),
+                         format_mean_std(row["fit_seconds_mean"], row["fit_seconds_std"], 3),
+                         f"{row['n_ok']}/{row['n_ok'] + row['n_failed']}"])
+        section.blocks.append(Table(f"{task.capitalize()}: every metric, mean ± std over seeds",
+                                    ["dataset", "model", *metrics, "fit seconds", "seeds ok"],
+                                    rows))
     return section
 
 
@@ -490,27 +500,41 @@ def _prediction(row: pd.Series, role: str, classification: bool) -> str:
 # ------------------------------------------------------------------------------ together
 
 
+def _guarded(title: str, build, *args) -> Section:
+    """Build one section; if the stored data trips it up, the section says so instead of
+    taking the whole report (written at the end of a long run) down with it."""
+    try:
+        return build(*args)
+    except Exception as exc:  # any failure here is confined to this one section
+        logger.warning("report section %r could not be built", title, exc_info=True)
+        return Section(title, [Paragraph(
+            f"This section could not be built from the stored results: "
+            f"{type(exc).__name__}: {exc}", kind="note")])
+
+
 def build_sections(data: ReportData) -> tuple[str, str, list[Section]]:
     """The report's title, subtitle and sections for ``data``."""
     palette = model_palette(data.models)
     scores = _in_report_order(primary_scores(data.cells), data)
-    sections = [
-        _suite_section(data),
-        None,  # the status section goes last into the list: it shows every unreadable file
-        _scores_section(data, scores, palette),
-        _ranks_section(scores),
-        _versus_section(scores),
-        _irregularity_section(data, palette),
-        _kernel_norm_section(data, palette),
-        _effective_parameters_section(data, palette),
-        _fidelity_section(data, palette),
-        _contributions_section(data),
-    ]
-    status = _status_section(data)
+    builders = {
+        SECTION_TITLES[0]: (_suite_section, data),
+        SECTION_TITLES[2]: (_scores_section, data, scores, palette),
+        SECTION_TITLES[3]: (_ranks_section, scores),
+        SECTION_TITLES[4]: (_versus_section, scores),
+        SECTION_TITLES[5]: (_irregularity_section, data, palette),
+        SECTION_TITLES[6]: (_kernel_norm_section, data, palette),
+        SECTION_TITLES[7]: (_effective_parameters_section, data, palette),
+        SECTION_TITLES[8]: (_fidelity_section, data, palette),
+        SECTION_TITLES[9]: (_contributions_section, data),
+    }
+    built = {title: _guarded(title, *builder) for title, builder in builders.items()}
+    # The status section is built last so that it lists every unreadable file found above.
+    status = _guarded(SECTION_TITLES[1], _status_section, data)
     problems = _problems_table(data)
     if problems is not None:
         status.blocks.append(problems)
-    sections[1] = status
+    built[SECTION_TITLES[1]] = status
+    sections = [built[title] for title in SECTION_TITLES]
     name = data.meta.get("suite_name") or data.directory.name
     # The newest result's time rather than the clock: the same results give the same report.
     finished = [t for t in [*data.cells["finished_at"], *data.analyses["finished_at"]]

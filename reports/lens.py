@@ -28,6 +28,14 @@ FIDELITY_KINDS = {"first_order": "first order", "trapezoid": "trapezoid",
                   "linearized": "linearised at init"}
 
 
+#: Columns of a stored irregularity curve that the report reads.
+_CURVE_COLUMNS = {"p", "model", "role", "metric", "gap_mean", "gap_std", "kappa_bar_mean",
+                  "kappa_bar_std"}
+#: Columns of a stored top-contributions frame that the report reads.
+_TOP_COLUMNS = {"eval_row", "rank", "train_row", "contribution", "prediction", "offset",
+                "output"}
+
+
 def _number(summary: dict, key: str) -> float:
     value = summary.get(key) if isinstance(summary, dict) else None
     try:
@@ -53,6 +61,11 @@ def irregularity_curves(data: ReportData) -> pd.DataFrame:
     for _, row in data.analyses_of("irregularity").iterrows():
         curve = data.read_array(row, "curve")
         if curve is None or curve.empty:
+            continue
+        missing = sorted(_CURVE_COLUMNS - set(curve.columns))
+        if missing:
+            data.problems.append((f"{row['analysis_id']} [curve]",
+                                  f"the stored curve lacks the column(s) {missing}"))
             continue
         network, tree = (list(row["models"]) + [None, None])[:2]
         frames.append(curve.assign(
@@ -284,8 +297,10 @@ def top_contribution_tables(data: ReportData) -> list[dict]:
     for dataset in data.dataset_order():
         here = norms[norms["dataset"] == dataset]
         for network, tree in _pairs(data):
-            by_model = {model: here[[models == [model] for models in here["models"]]]
-                        for model in (network, tree)}
+            by_model = {
+                model: here[np.array([models == [model] for models in here["models"]], dtype=bool)]
+                for model in (network, tree)
+            }
             seeds = sorted(set(by_model[network]["seed"]) & set(by_model[tree]["seed"]))
             for seed in seeds:
                 frames = {}
@@ -293,6 +308,11 @@ def top_contribution_tables(data: ReportData) -> list[dict]:
                     row = by_model[model][by_model[model]["seed"] == seed].iloc[0]
                     frame = data.read_array(row, "top_contributions")
                     if frame is None or frame.empty:
+                        break
+                    missing = sorted(_TOP_COLUMNS - set(frame.columns))
+                    if missing:
+                        data.problems.append((f"{row['analysis_id']} [top_contributions]",
+                                              f"the stored frame lacks the column(s) {missing}"))
                         break
                     frames[role] = frame.rename(columns={
                         "train_row": f"{role}_train_row", "contribution": f"{role}_contribution",

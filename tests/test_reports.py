@@ -564,3 +564,43 @@ def test_bad_directory_arguments_name_the_problem(tmp_path):
     with pytest.raises(StoreError, match="no tabscope results"):
         write_report(tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_dataset_without_kernel_norms_still_gets_the_other_tables(tmp_path):
+    make_results(tmp_path)
+    with closing(sqlite3.connect(tmp_path / "tabscope.sqlite")) as connection, connection:
+        connection.execute("DELETE FROM analyses WHERE dataset = 'sklearn:wine' AND "
+                           "analysis IN ('kernel_norms', 'irregularity')")
+    page = write_report(tmp_path)["html"].read_text()
+    assert "could not be built" not in page
+    contributions = [t for t in html_tables(page) if t[0][0][0] == "test row"]
+    assert len(contributions) == 1
+    titles = [html_lib.unescape(t) for t in re.findall(r'<p class="tabletitle">(.*?)</p>', page)]
+    assert "diabetes (seed 0): mlp vs xgboost" in titles
+
+
+def test_a_stored_curve_without_the_expected_columns_is_reported(tmp_path):
+    make_results(tmp_path)
+    analyses = load_results(tmp_path).analyses
+    row = analyses[analyses["analysis"] == "irregularity"].iloc[0]
+    curve_path = tmp_path / json.loads(row["arrays_path"])["curve"]
+    # A curve written by some other version, missing most columns the report averages.
+    pd.DataFrame({"p": [0.0, 1.0], "model": ["mlp", "mlp"]}).to_parquet(curve_path)
+    page = write_report(tmp_path)["html"].read_text()
+    problems = table_titled(html_tables(page), page,
+                            "Unreadable result files (their rows are left out above)")
+    assert problems[1][0][0] == f"{row['analysis_id']} [curve]"
+    assert problems[1][1][0].startswith("the stored curve lacks the column(s) ['gap_mean'")
+    assert "figure-irregularity" in page
+
+
+def test_a_section_that_cannot_be_built_says_why():
+    from tabscope.reports.build import _guarded
+
+    def broken():
+        raise KeyError("gap_mean")
+
+    section = _guarded("Kernel irregularity", broken)
+    assert section.title == "Kernel irregularity"
+    assert section.blocks[0].text == ("This section could not be built from the stored "
+                                      "results: KeyError: 'gap_mean'")
