@@ -66,9 +66,10 @@ def primary_scores(cells: pd.DataFrame) -> pd.DataFrame:
     -------
     scores : pandas.DataFrame
         Columns ``task``, ``dataset``, ``dataset_name``, ``model``, ``role``, ``metric``,
-        ``higher_is_better``, ``mean``, ``std``, ``n_ok``, ``n_failed`` and ``best`` (True
-        for the model(s) with the best mean on the dataset; NaN means never win), one row
-        per (dataset, model) that has at least one recorded cell.
+        ``higher_is_better``, ``mean``, ``std`` (NaN with fewer than two successful
+        seeds), ``n_ok``, ``n_failed`` and ``best`` (True for the model or models with the
+        best mean on the dataset; a model without a successful seed is never best), one
+        row per (dataset, model) that has at least one recorded cell.
     """
     columns = ["task", "dataset", "dataset_name", "model", "role", "metric",
                "higher_is_better", "mean", "std", "n_ok", "n_failed", "best"]
