@@ -27,7 +27,9 @@ _LOSSES = ("squared_error", "log_loss")
 
 
 def _unsupported(setting: str, why: str) -> ValueError:
-    return ValueError(f"scikit-learn GradientBoosting {setting} is not supported by TreeLens: {why}")
+    return ValueError(
+        f"scikit-learn GradientBoosting {setting} is not supported by TreeLens: {why}"
+    )
 
 
 class GradientBoostingAdapter(BoosterAdapter):

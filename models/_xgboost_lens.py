@@ -152,7 +152,8 @@ class XGBoostAdapter(BoosterAdapter):
         n_units = int(indptr[n_rounds])
         if n_units != n_rounds * n_outputs:
             raise _unsupported(
-                "tree layout", f"expected {n_outputs} trees per round, found {n_units // max(n_rounds, 1)}"
+                "tree layout",
+                f"expected {n_outputs} trees per round, found {n_units // max(n_rounds, 1)}",
             )
         tree_info = np.asarray(trees_json["tree_info"][:n_units])
         if not np.array_equal(tree_info, np.arange(n_units) % n_outputs):

@@ -325,7 +325,9 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             sample weights, an initial margin).
         """
         adapter_class = _adapter_class(model)
-        check_is_fitted(model, msg=f"model {type(model).__name__} must be fitted before from_fitted")
+        check_is_fitted(
+            model, msg=f"model {type(model).__name__} must be fitted before from_fitted"
+        )
         lens = cls(estimator=model)
         X_fit, y = lens._validate_inputs(X_train, y_train, reset=True)
         expected = getattr(model, "n_features_in_", None)

@@ -501,7 +501,8 @@ def test_offset_is_the_libraries_initial_prediction():
     np.testing.assert_allclose(lens.kernel_view(X_test).offset, y_train.mean(), rtol=1e-7)
     lens = TreeLens(_lightgbm("multiclass", n_estimators=3)).fit(Xm_train, ym_train)
     priors = np.bincount(ym_train) / len(ym_train)
-    np.testing.assert_allclose(lens.kernel_view(Xm_test).offset, np.tile(np.log(priors), (len(Xm_test), 1)))
+    expected = np.tile(np.log(priors), (len(Xm_test), 1))
+    np.testing.assert_allclose(lens.kernel_view(Xm_test).offset, expected)
     lens = TreeLens(_lightgbm("regression", n_estimators=3, boost_from_average=False))
     np.testing.assert_array_equal(lens.fit(X_train, y_train).kernel_view(X_test).offset, 0.0)
     lens = TreeLens(_hist_gradient_boosting("regression", n_estimators=3)).fit(X_train, y_train)
@@ -550,9 +551,13 @@ def mixed_frame(n_rows: int = 700, seed: int = 0):
 
 
 CATEGORICAL_MODELS = {
-    "xgboost": lambda task: _xgboost(task, n_estimators=20, enable_categorical=True, max_cat_to_onehot=4),
+    "xgboost": lambda task: _xgboost(
+        task, n_estimators=20, enable_categorical=True, max_cat_to_onehot=4
+    ),
     # Eight levels exceed max_cat_to_onehot: many-vs-many splits with lambda + cat_l2.
-    "lightgbm": lambda task: _lightgbm(task, n_estimators=20, min_data_per_group=10, cat_smooth=1.0),
+    "lightgbm": lambda task: _lightgbm(
+        task, n_estimators=20, min_data_per_group=10, cat_smooth=1.0
+    ),
     "hist_gradient_boosting": lambda task: _hist_gradient_boosting(task, n_estimators=20),
 }
 
@@ -592,7 +597,8 @@ def test_hist_gradient_boosting_traversal_matches_the_library():
     probe[20:30, 0] = np.nan
     probe[30:40, 1] = np.nan
     lens = TreeLens.from_fitted(model, X, y)
-    mine = lens.tree_kernel_.adapter.leaf_nodes(probe) - lens.tree_kernel_.structure.node_offsets[:-1]
+    kernel = lens.tree_kernel_
+    mine = kernel.adapter.leaf_nodes(probe) - kernel.structure.node_offsets[:-1]
     np.testing.assert_array_equal(mine, _library_predictor_leaves(model, probe))
     view = lens.kernel_view(probe)
     assert relative_error(view.reconstruction(), model.predict(probe)) <= RTOL
@@ -604,7 +610,9 @@ def test_predictor_leaves_on_a_single_leaf_tree():
     model.fit(X, X[:, 0])  # too few rows to split: the root stays a leaf
     predictor = model._predictors[0][0]
     known, feature_map = model._bin_mapper.make_known_categories_bitsets()
-    leaves = predictor_leaves(predictor.nodes, predictor.raw_left_cat_bitsets, known, feature_map, X)
+    leaves = predictor_leaves(
+        predictor.nodes, predictor.raw_left_cat_bitsets, known, feature_map, X
+    )
     np.testing.assert_array_equal(leaves, 0)
     view = TreeLens.from_fitted(model, X, X[:, 0]).kernel_view(X)
     np.testing.assert_array_equal(view.contributions, 0.0)  # a constant tree adds nothing

@@ -83,7 +83,9 @@ def make_booster(library: str, task: str, n_estimators: int, max_depth: int, see
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         cls = HistGradientBoostingClassifier if classifier else HistGradientBoostingRegressor
-        return cls(max_iter=n_estimators, max_depth=max_depth, early_stopping=False, random_state=seed)
+        return cls(
+            max_iter=n_estimators, max_depth=max_depth, early_stopping=False, random_state=seed
+        )
     if library == "gradient_boosting":
         from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 
@@ -168,7 +170,8 @@ def measure(
 
 
 def _report(timing: TreeLensTiming) -> str:
-    budget = "within" if max(timing.traced_peak_bytes, timing.peak_rss_bytes) <= MEMORY_BUDGET else "OVER"
+    peak = max(timing.traced_peak_bytes, timing.peak_rss_bytes)
+    budget = "within" if peak <= MEMORY_BUDGET else "OVER"
     rows = [
         ("booster", f"{timing.library} {timing.task}, {timing.n_estimators} trees of depth "
                     f"{timing.max_depth}"),
@@ -196,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         default="xgboost",
         choices=["xgboost", "lightgbm", "hist_gradient_boosting", "gradient_boosting"],
     )
-    parser.add_argument("--task", default="regression", choices=["regression", "binary", "multiclass"])
+    parser.add_argument(
+        "--task", default="regression", choices=["regression", "binary", "multiclass"]
+    )
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-eval", type=int, default=2_000)
     parser.add_argument("--n-estimators", type=int, default=300)
