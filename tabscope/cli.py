@@ -8,6 +8,7 @@ exits with status 1 after every result has been stored.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -41,9 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log progress (-v) or everything (-vv)")
+    # The same options after the command name; SUPPRESS keeps them from resetting the above.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of errors")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="log progress (-v) or everything (-vv)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_command = functools.partial(commands.add_parser, parents=[common])
 
-    run = commands.add_parser("run", help="run a benchmark suite (default: the 'quick' suite)")
+    run = add_command("run", help="run a benchmark suite (default: the 'quick' suite)")
     run.add_argument("suite", nargs="?", default="quick",
                      help="built-in suite name or path to a suite TOML file (default: quick)")
     run.add_argument("--out", type=Path, default=None,
@@ -65,24 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, default=None,
                      help="dataset cache directory (default: $TABSCOPE_CACHE_DIR or ~/.cache/tabscope)")
 
-    results = commands.add_parser("results", help="show the results stored in a directory")
+    results = add_command("results", help="show the results stored in a directory")
     results.add_argument("directory", type=Path)
 
-    report = commands.add_parser("report", help="write report.html and report.md into DIR")
+    report = add_command("report", help="write report.html and report.md into DIR")
     report.add_argument("directory", type=Path)
 
-    datasets = commands.add_parser("datasets", help="list or inspect dataset sources")
+    datasets = add_command("datasets", help="list or inspect dataset sources")
     datasets_commands = datasets.add_subparsers(dest="datasets_command", metavar="ACTION",
                                                 required=True)
-    datasets_commands.add_parser("list", help="list the built-in sources and aliases")
-    show = datasets_commands.add_parser("show", help="load a source and describe it")
+    datasets_commands.add_parser("list", parents=[common], help="list the built-in sources and aliases")
+    show = datasets_commands.add_parser("show", parents=[common], help="load a source and describe it")
     show.add_argument("source", help="e.g. sklearn:diabetes, openml-task:1882, file:data.csv?target=y")
     show.add_argument("--cache-dir", type=Path, default=None)
 
-    models = commands.add_parser("models", help="list the registered models")
+    models = add_command("models", help="list the registered models")
     models.add_argument("models_command", choices=("list",), metavar="list")
 
-    suites = commands.add_parser("suites", help="list the built-in suites")
+    suites = add_command("suites", help="list the built-in suites")
     suites.add_argument("suites_command", choices=("list",), metavar="list")
     return parser
 
