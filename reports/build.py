@@ -459,24 +459,33 @@ def _contributions_section(data: ReportData) -> Section:
         return section
     for entry in tables:
         frame, network, tree = entry["frame"], entry["network"], entry["tree"]
-        rows = []
-        for _, row in frame.iterrows():
-            first = row["rank"] == frame.loc[frame["eval_row"] == row["eval_row"], "rank"].min()
-            rows.append([
-                int(row["eval_row"]) if first else "", int(row["rank"]),
-                _prediction(row, "network", entry["task"] == "classification") if first else "",
-                _int_or_dash(row.get("network_train_row")), _fmt(row.get("network_contribution"), 3),
-                _prediction(row, "tree", entry["task"] == "classification") if first else "",
-                _int_or_dash(row.get("tree_train_row")), _fmt(row.get("tree_contribution"), 3),
-            ])
-        shared = set(frame["network_train_row"].dropna()) & set(frame["tree_train_row"].dropna())
+        classification = entry["task"] == "classification"
+        rows, n_shared = [], 0
+        for eval_row, group in frame.groupby("eval_row", sort=False):
+            # Training rows among both models' top contributors for this test row.
+            shared = set(group["network_train_row"].dropna()) & set(group["tree_train_row"].dropna())
+            n_shared += len(shared)
+            for position, (_, row) in enumerate(group.iterrows()):
+                first = position == 0
+                rows.append([
+                    int(eval_row) if first else "", int(row["rank"]),
+                    _prediction(row, "network", classification) if first else "",
+                    Cell(_int_or_dash(row.get("network_train_row")),
+                         best=row.get("network_train_row") in shared),
+                    _fmt(row.get("network_contribution"), 3),
+                    _prediction(row, "tree", classification) if first else "",
+                    Cell(_int_or_dash(row.get("tree_train_row")),
+                         best=row.get("tree_train_row") in shared),
+                    _fmt(row.get("tree_contribution"), 3),
+                ])
         section.blocks.append(Table(
             f"{entry['dataset_name']} (seed {entry['seed']}): {network} vs {tree}",
             ["test row", "rank", f"{network} prediction (offset)", f"{network} training row",
              f"{network} contribution", f"{tree} prediction (offset)", f"{tree} training row",
              f"{tree} contribution"],
             rows,
-            note=f"{len(shared)} training rows appear among the top contributors of both models.",
+            note=f"Bold: a training row among the top contributors of both models for the same "
+                 f"test row ({n_shared} such pairs in this table).",
         ))
     return section
 

@@ -604,3 +604,20 @@ def test_a_section_that_cannot_be_built_says_why():
     assert section.title == "Kernel irregularity"
     assert section.blocks[0].text == ("This section could not be built from the stored "
                                       "results: KeyError: 'gap_mean'")
+
+
+def test_training_rows_shared_by_both_models_are_marked(report):
+    tables = [t for t in html_tables(report["html"]) if t[0][0][0] == "test row"]
+    header = [c[0] for c in tables[0][0]]
+    net, tree = header.index("mlp training row"), header.index("xgboost training row")
+    for table in tables:
+        test_row, groups = None, {}
+        for row in table[1:]:
+            test_row = row[0][0] or test_row
+            groups.setdefault(test_row, []).append(row)
+        for rows in groups.values():
+            shared = {r[net][0] for r in rows} & {r[tree][0] for r in rows}
+            for r in rows:
+                assert r[net][1] == (r[net][0] in shared)
+                assert r[tree][1] == (r[tree][0] in shared)
+    assert any(cell[1] for table in tables for row in table[1:] for cell in row)
