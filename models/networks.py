@@ -259,7 +259,11 @@ class _TelescopingEstimator(BaseEstimator):
         target_tensor = torch.tensor(targets, device=device)
         if target_tensor.is_floating_point():
             target_tensor = target_tensor.to(dtype)
-        self._check_module_output(module, X_tensor, n_outputs)
+        # The first forward pass materialises lazy layers (nn.LazyLinear): draw their
+        # initialisation from the seed too, without touching the caller's random state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self._check_module_output(module, X_tensor, n_outputs)
         network, kernel_method = make_network(module, n_outputs, self._kernel_method())
         initial = tuple(p.detach().clone() for p in module.parameters())
         if not initial:
