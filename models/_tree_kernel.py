@@ -22,6 +22,7 @@ the contribution matrix is formed in memory-bounded blocks.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -401,6 +402,7 @@ def build_kernel_view(
     smoother: bool = False,
     smoother_max_n: int = 5000,
     block_nonzeros: int = DEFAULT_BLOCK_NONZEROS,
+    n_jobs: int = 1,
 ) -> KernelView:
     """The :class:`~tabscope.models.KernelView` of a fitted booster on evaluation inputs.
 
@@ -417,7 +419,9 @@ def build_kernel_view(
     smoother_max_n : int, default=5000
         Largest training set for which the ``n x n`` smoother recursion is run.
     block_nonzeros : int
-        Bound on the nonzeros of any sparse intermediate (memory per block).
+        Bound on the nonzeros of any sparse intermediate (memory per block and thread).
+    n_jobs : int, default=1
+        Threads forming blocks of the contribution matrix in parallel.
 
     Returns
     -------
@@ -438,7 +442,7 @@ def build_kernel_view(
     # The prediction comes from the library's own leaf values; the contributions from
     # gradients, hessians and leaf co-membership: the identity compares the two.
     prediction = offset + structure.node_values[eval_nodes].reshape(m, T, K).sum(axis=1)
-    contributions = _contributions(kernel, eval_nodes, block_nonzeros)
+    contributions = _contributions(kernel, eval_nodes, block_nonzeros, n_jobs)
     kernel_norms = _kernel_norms(kernel, eval_nodes, norm, block_nonzeros)
     train_kernel_norms = _kernel_norms(kernel, kernel.train_nodes, norm, block_nonzeros)
     smoother_weights = (
@@ -475,14 +479,15 @@ def _rows_per_block(row_nonzeros: float, block_nonzeros: int) -> int:
 
 
 def _contributions(
-    kernel: TreeKernel, eval_nodes: np.ndarray, block_nonzeros: int
+    kernel: TreeKernel, eval_nodes: np.ndarray, block_nonzeros: int, n_jobs: int = 1
 ) -> np.ndarray:
     """``C(x, i, k) = sum_t a_i,(t,k) 1{l_(t,k)(x) = l_(t,k)(i)}``, shape (m, n, K).
 
     With ``P`` the evaluation rows' one-hot leaf memberships (m x nodes) and ``Q`` the
     training rows' coefficients placed at their leaves (nodes x n), ``C_k = P_k Q``: a sparse
     product costing the evaluation points' leaf sizes summed over the trees, formed for a
-    block of evaluation rows at a time.
+    block of evaluation rows at a time. Blocks write disjoint rows, so ``n_jobs`` threads
+    (SciPy's sparse kernels release the GIL) give the same bits as one.
     """
     structure = kernel.structure
     n, T, K = kernel.n_train, structure.n_rounds, structure.n_outputs
@@ -499,24 +504,34 @@ def _contributions(
     contributions = np.zeros((m, n, K))
     # Each evaluation row touches one leaf per tree; the product row is at most n wide.
     block = _rows_per_block(n, block_nonzeros)
-    for k in range(K):
-        nodes_k = eval_nodes[:, k::K]
-        for start in range(0, m, block):
-            stop = min(m, start + block)
-            rows = stop - start
-            membership = sp.csr_matrix(
-                (
-                    np.ones(rows * T),
-                    nodes_k[start:stop].ravel(),
-                    np.arange(0, rows * T + 1, T),
-                ),
-                shape=(rows, structure.n_nodes),
-            )
-            product = membership @ leaf_matrix
-            if K == 1:
-                product.toarray(out=contributions[start:stop, :, 0])
-            else:
-                contributions[start:stop, :, k] = product.toarray()
+    if n_jobs > 1:
+        block = max(1, min(block, -(-m // (2 * n_jobs))))
+
+    def fill(k: int, start: int) -> None:
+        stop = min(m, start + block)
+        rows = stop - start
+        membership = sp.csr_matrix(
+            (
+                np.ones(rows * T),
+                eval_nodes[start:stop, k::K].ravel(),
+                np.arange(0, rows * T + 1, T),
+            ),
+            shape=(rows, structure.n_nodes),
+        )
+        product = membership @ leaf_matrix
+        if K == 1:
+            product.toarray(out=contributions[start:stop, :, 0])
+        else:
+            contributions[start:stop, :, k] = product.toarray()
+
+    tasks = [(k, start) for k in range(K) for start in range(0, m, block)]
+    if n_jobs > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            for _ in pool.map(lambda task: fill(*task), tasks):
+                pass
+    else:
+        for task in tasks:
+            fill(*task)
     return contributions
 
 

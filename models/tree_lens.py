@@ -17,6 +17,7 @@ hide the rows a tree was grown on raise a ValueError that names them, at ``fit``
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -426,6 +427,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         norm: str = "l1",
         smoother: bool = False,
         smoother_max_n: int = 5000,
+        n_jobs: int | None = None,
     ) -> KernelView:
         """The booster on ``X`` as offset plus training examples' contributions.
 
@@ -442,6 +444,9 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             DESIGN.md 1.6). Costs ``O(T n^2)`` time and ``n x n`` memory.
         smoother_max_n : int, default=5000
             Largest training set for which ``smoother=True`` is allowed.
+        n_jobs : int, default=None
+            Threads for the contribution matrix: None means 1, -1 all processors. The
+            result is the same bits whatever the number.
 
         Returns
         -------
@@ -462,6 +467,12 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
         if not isinstance(smoother, (bool, np.bool_)):
             raise TypeError(f"smoother must be a bool, got {type(smoother).__name__}")
+        if n_jobs is None:
+            n_jobs = 1
+        elif not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0:
+            raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+        elif n_jobs < 0:
+            n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
         X_in, _ = self._validate_inputs(X, reset=False)
         return build_kernel_view(
             self.tree_kernel_,
@@ -469,6 +480,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             norm=norm,
             smoother=bool(smoother),
             smoother_max_n=smoother_max_n,
+            n_jobs=int(n_jobs),
         )
 
     def kernel_weights(self, X: Any, round_index: int) -> np.ndarray:

@@ -373,7 +373,9 @@ def test_blocked_computation_equals_one_block(task):
     lens = fitted_lens("xgboost", task, "tuned", X_train, y_train)
     whole = build_kernel_view(lens.tree_kernel_, X_test, block_nonzeros=1 << 30)
     blocked = build_kernel_view(lens.tree_kernel_, X_test, block_nonzeros=len(y_train) + 1)
+    threaded = lens.kernel_view(X_test, n_jobs=3)
     np.testing.assert_array_equal(whole.contributions, blocked.contributions)
+    np.testing.assert_array_equal(whole.contributions, threaded.contributions)
     np.testing.assert_allclose(whole.kernel_norms, blocked.kernel_norms, rtol=1e-14)
     np.testing.assert_allclose(whole.train_kernel_norms, blocked.train_kernel_norms, rtol=1e-14)
 
@@ -436,6 +438,8 @@ def test_bad_arguments_are_named():
         lens.kernel_view(X_test, norm="max")
     with pytest.raises(ValueError, match="round_index"):
         lens.kernel_weights(X_test, 0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        lens.kernel_view(X_test, n_jobs=0)
     with pytest.raises(ValueError, match="features"):
         lens.kernel_view(X_test[:, :5])
 

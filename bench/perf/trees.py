@@ -4,9 +4,10 @@ Fits a booster (by default XGBoost, 300 trees of depth 6) on ``n`` training rows
 times :meth:`TreeLens.from_fitted` (the replay of every round on the training set) and
 :meth:`TreeLens.kernel_view` on ``m`` evaluation rows (the full ``m x n`` contribution
 matrix, kernel norms of every round for evaluation and training rows), and reports both as
-ratios of the library's fit time. Memory: the peak of Python-tracked allocations while the
-view is built (``tracemalloc``; NumPy reports its buffers to it) in a second, untimed pass,
-and the process's peak resident set size.
+ratios of the library's fit time, in wall-clock and in CPU time (the steadier measure on a
+shared machine). Memory: the peak of Python-tracked allocations while the view is built
+(``tracemalloc``; NumPy reports its buffers to it) in a second, untimed pass, and the
+process's peak resident set size.
 
 Run with ``python -m tabscope.bench.perf.trees`` (``--help`` for the options).
 """
@@ -42,9 +43,12 @@ class TreeLensTiming:
     n_eval: int
     n_estimators: int
     max_depth: int
+    n_jobs: int
     fit_seconds: float
     replay_seconds: float
     view_seconds: float
+    fit_cpu_seconds: float
+    lens_cpu_seconds: float
     traced_peak_bytes: int
     peak_rss_bytes: int
     identity_error: float
@@ -56,8 +60,13 @@ class TreeLensTiming:
 
     @property
     def ratio(self) -> float:
-        """Lens time over the library's fit time."""
+        """Lens time over the library's fit time (wall clock)."""
         return self.lens_seconds / self.fit_seconds
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Lens CPU time over the fit's CPU time: steadier on a shared machine."""
+        return self.lens_cpu_seconds / self.fit_cpu_seconds
 
 
 def make_booster(library: str, task: str, n_estimators: int, max_depth: int, seed: int):
@@ -116,8 +125,12 @@ def measure(
     n_estimators: int = 300,
     max_depth: int = 6,
     seed: int = 0,
+    n_jobs: int = -1,
 ) -> TreeLensTiming:
     """Time the booster's fit and the lens built on it.
+
+    The booster fits with its library's default threading (all cores for XGBoost and
+    LightGBM); the contribution matrix is formed with ``n_jobs`` threads.
 
     Returns
     -------
@@ -127,17 +140,19 @@ def measure(
     X_train, y_train, X_eval = X[:n_train], y[:n_train], X[n_train:]
     model = make_booster(library, task, n_estimators, max_depth, seed)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started
+    fit_cpu_seconds = time.process_time() - cpu_started
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     lens = TreeLens.from_fitted(model, X_train, y_train)
     replay_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    view = lens.kernel_view(X_eval)
+    view = lens.kernel_view(X_eval, n_jobs=n_jobs)
     view_seconds = time.perf_counter() - started
+    lens_cpu_seconds = time.process_time() - cpu_started
     identity_error = view.identity_error()
     del view, lens
     gc.collect()
@@ -145,7 +160,7 @@ def measure(
     # Memory in a second pass: tracing slows allocation-heavy code down.
     tracemalloc.start()
     lens = TreeLens.from_fitted(model, X_train, y_train)
-    view = lens.kernel_view(X_eval)
+    view = lens.kernel_view(X_eval, n_jobs=n_jobs)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del view, lens
@@ -160,9 +175,12 @@ def measure(
         n_eval=n_eval,
         n_estimators=n_estimators,
         max_depth=max_depth,
+        n_jobs=n_jobs,
         fit_seconds=fit_seconds,
         replay_seconds=replay_seconds,
         view_seconds=view_seconds,
+        fit_cpu_seconds=fit_cpu_seconds,
+        lens_cpu_seconds=lens_cpu_seconds,
         traced_peak_bytes=traced_peak,
         peak_rss_bytes=peak_rss,
         identity_error=identity_error,
@@ -179,9 +197,11 @@ def _report(timing: TreeLensTiming) -> str:
         ("library fit", f"{timing.fit_seconds:8.2f} s"),
         ("lens replay (from_fitted)", f"{timing.replay_seconds:8.2f} s   "
                                       f"{timing.replay_seconds / timing.fit_seconds:6.2f} x fit"),
-        ("full kernel_view", f"{timing.view_seconds:8.2f} s   "
+        (f"full kernel_view (n_jobs={timing.n_jobs})", f"{timing.view_seconds:8.2f} s   "
                              f"{timing.view_seconds / timing.fit_seconds:6.2f} x fit"),
         ("lens total", f"{timing.lens_seconds:8.2f} s   {timing.ratio:6.2f} x fit"),
+        ("CPU time: fit, lens", f"{timing.fit_cpu_seconds:8.2f} s, "
+                                f"{timing.lens_cpu_seconds:.2f} s   {timing.cpu_ratio:6.2f} x fit"),
         ("tracemalloc peak (lens)", f"{timing.traced_peak_bytes / GIB:8.3f} GiB"),
         ("peak RSS (process)", f"{timing.peak_rss_bytes / GIB:8.3f} GiB   "
                                f"{budget} the {MEMORY_BUDGET / GIB:g} GiB budget"),
@@ -207,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-estimators", type=int, default=300)
     parser.add_argument("--max-depth", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--n-jobs", type=int, default=-1, help="threads for the contribution matrix"
+    )
     args = parser.parse_args(argv)
     timing = measure(
         library=args.library,
@@ -216,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         n_estimators=args.n_estimators,
         max_depth=args.max_depth,
         seed=args.seed,
+        n_jobs=args.n_jobs,
     )
     print(_report(timing))
     return 0
