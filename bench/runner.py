@@ -162,6 +162,7 @@ def run_suite(
     fresh: bool = False,
     cache_dir=None,
     progress: bool = False,
+    threads_per_cell: int = 1,
 ) -> RunSummary:
     """Run ``suite`` and store its results in ``output_dir``.
 
@@ -185,6 +186,10 @@ def run_suite(
         Dataset cache directory.
     progress : bool, default=False
         Show a progress bar.
+    threads_per_cell : int, default=1
+        Threads each cell may use (torch, BLAS, OpenMP). Parallelism comes from running
+        cells side by side; one thread per cell also makes every result independent of the
+        number of workers, bit for bit.
 
     Returns
     -------
@@ -192,8 +197,9 @@ def run_suite(
     """
     if not isinstance(suite, Suite):
         raise TypeError(f"suite must be a Suite (see load_suite), got {type(suite).__name__}")
-    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    for name, value in (("n_jobs", n_jobs), ("threads_per_cell", threads_per_cell)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     started = time.perf_counter()
     output_dir = Path(output_dir) if output_dir is not None else default_output_dir(suite)
     if fresh and output_dir.exists():
@@ -206,8 +212,7 @@ def run_suite(
     if own_executor:
         executor = make_executor(executor, n_workers=n_jobs, scheduler=scheduler, retries=retries)
     try:
-        n_threads = max(1, available_cores() // max(1, executor.n_workers))
-        tasks, splits = prepare_cells(suite, datasets, n_threads=n_threads)
+        tasks, splits = prepare_cells(suite, datasets, n_threads=threads_per_cell)
         store.set_meta({
             "suite_name": suite.name,
             "suite": suite.source_text,
@@ -217,6 +222,8 @@ def run_suite(
                                 "params": e.params} for e in suite.models},
             "compare": [list(pair) for pair in suite.compare],
             "analyses": list(suite.analyses),
+            "threads_per_cell": threads_per_cell,
+            "workers": executor.n_workers,
             "datasets": [dataset.source for dataset in datasets],
             "used_fallback_datasets": used_fallback,
         })

@@ -190,7 +190,8 @@ _REGISTRY: dict[str, ModelSpec] = {
             "sklearn-hgb",
             regressor="sklearn.ensemble:HistGradientBoostingRegressor",
             classifier="sklearn.ensemble:HistGradientBoostingClassifier",
-            # Automatic early stopping holds out rows the kernel view cannot see.
+            # A fixed number of rounds like the other boosters; automatic early stopping
+            # would train on a 90% subsample only once n exceeds 10,000.
             defaults={"max_iter": 200, "early_stopping": False},
             preprocessing="tree",
             role="tree",

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of Dask LocalCluster workers (with --executor dask)")
     run.add_argument("--scheduler", default=None,
                      help="address of a running Dask scheduler, tcp://HOST:PORT")
+    run.add_argument("--threads-per-cell", type=_positive_int, default=1,
+                     help="threads each cell may use (default: 1; parallelism is across cells)")
     run.add_argument("--retries", type=int, default=1,
                      help="times a cell is retried when its worker dies (default: 1)")
     run.add_argument("--fresh", action="store_true",
@@ -121,6 +123,7 @@ def cmd_run(args) -> int:
         suite, args.out, executor=executor, n_jobs=n_jobs, scheduler=args.scheduler,
         retries=args.retries, fresh=args.fresh, cache_dir=args.cache_dir,
         progress=not args.no_progress and sys.stderr.isatty() or args.verbose > 0,
+        threads_per_cell=args.threads_per_cell,
     )
     console = _console()
     console.print(
