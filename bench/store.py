@@ -246,6 +246,9 @@ class ResultsStore:
             frame = pd.read_sql_query(
                 "SELECT * FROM analyses ORDER BY analysis, dataset, seed, models", connection
             )
+        # pandas may hand SQL NULLs back as NaN (string dtype); keep them None.
+        for column in ("error", "summary", "arrays_path"):
+            frame[column] = [value if isinstance(value, str) else None for value in frame[column]]
         frame["summary"] = [json.loads(s) if s else {} for s in frame["summary"]]
         frame["models"] = [json.loads(m) for m in frame["models"]]
         return frame
