@@ -194,7 +194,8 @@ def scores_figure(per_seed: pd.DataFrame, scores: pd.DataFrame, palette: dict) -
             _model_ticks(ax, labels)
             ax.set_xlim(-0.6, len(models) - 0.4)
             ax.set_title(f"{here['dataset_name'].iloc[0]} ({here['task'].iloc[0]})")
-            ax.set_ylabel(_wrap(METRIC_LABELS.get(here["metric"].iloc[0], here["metric"].iloc[0]), 30))
+            metric = here["metric"].iloc[0]
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric).replace(" (", "\n(", 1))
         _hide_unused(axes, len(datasets), columns)
         shown = [m for m in palette if m in set(scores["model"])]
         _model_legend(figure, shown, palette, extra=[
