@@ -573,6 +573,12 @@ class _TelescopingEstimator(BaseEstimator):
             rng = check_random_state(random_state)
             sample = np.sort(rng.choice(n_train, size=size, replace=False))
         checkpoints = checkpoint_steps(config.n_steps, n_checkpoints)
+        # Views over [X_train; X_test] (one replay for train and test rows) are common:
+        # the training rows' kernels are then those of the first evaluation rows.
+        X_cast = np.asarray(X, dtype=self.X_train_.dtype)
+        train_in_eval = len(X_cast) >= n_train and np.array_equal(
+            X_cast[:n_train], self.X_train_
+        )
         settings = KernelSettings(
             order=order,
             X_train=torch.tensor(self.X_train_, device=device),
@@ -580,6 +586,7 @@ class _TelescopingEstimator(BaseEstimator):
             norm=norm,
             norm_sample=None if sample is None else torch.as_tensor(sample, device=device),
             smoother=track_smoother,
+            train_in_eval=bool(train_in_eval),
         )
         result, difference = self._replay(X, (order,), settings)
 

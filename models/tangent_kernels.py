@@ -201,7 +201,7 @@ class JacobianFactors(Protocol):
 
     def rows(self, index: slice) -> Tensor: ...
 
-    def take(self, index: Tensor) -> JacobianFactors: ...
+    def take(self, index: Tensor | slice) -> JacobianFactors: ...
 
 
 def _chunk_slices(n: int, size: int) -> Iterator[slice]:
@@ -265,8 +265,12 @@ def _row_blocks(
     flat_coefficient = _flat_coefficient(coefficient)
     eval_chunk = max(1, max_elements // (k_eval * n_params))
     batch_chunk = max(1, max_elements // (k_batch * n_params))
-    # Evaluation rows are the expensive side for the functional path (one jacrev per
-    # point): build each chunk once and stream the batch rows past it.
+    batch_slices = list(_chunk_slices(n_batch, batch_chunk))
+    # Rows cost a jacrev per point on the functional path: when the batch side fits in
+    # one block, build it once; otherwise it is rebuilt for every chunk of evaluation rows.
+    cached = None
+    if len(batch_slices) == 1:
+        cached = _preconditioned_rows(batch, batch_slices[0], flat_coefficient, k_batch)
     for eval_slice in _chunk_slices(n_eval, eval_chunk):
         rows = None
         for weight, factors in eval_terms:
@@ -274,14 +278,26 @@ def _row_blocks(
             rows = term * weight if rows is None else rows.add_(term, alpha=weight)
         n1 = rows.shape[0]
         left = rows.reshape(n1 * k_eval, n_params)
-        for batch_slice in _chunk_slices(n_batch, batch_chunk):
-            right = batch.rows(batch_slice)
-            n2 = right.shape[0]
-            right = right * flat_coefficient
-            block = left @ right.reshape(n2 * k_batch, n_params).T
+        for batch_slice in batch_slices:
+            right = cached
+            if right is None:
+                right = _preconditioned_rows(batch, batch_slice, flat_coefficient, k_batch)
+            n2 = right.shape[0] // k_batch
+            block = left @ right.T
             yield eval_slice, batch_slice, block.reshape(n1, k_eval, n2, k_batch).transpose(
                 1, 2
             )
+
+
+def _preconditioned_rows(
+    batch: JacobianFactors, index: slice, coefficient: float | Tensor, k_batch: int
+) -> Tensor:
+    rows = batch.rows(index)
+    if isinstance(coefficient, Tensor):
+        rows = rows * coefficient
+    elif coefficient != 1.0:  # rows() returns fresh tensors: scale in place
+        rows = rows.mul_(coefficient)
+    return rows.reshape(rows.shape[0] * k_batch, rows.shape[-1])
 
 
 def _structured_blocks(
@@ -292,9 +308,9 @@ def _structured_blocks(
 ) -> Iterator[tuple[slice, slice, Tensor]]:
     n_eval, n_batch = len(eval_terms[0][1]), len(batch)
     k_eval, k_batch = eval_terms[0][1].n_rows_per_point, batch.n_rows_per_point
-    widest = max(d.shape[-1] for d in batch.deltas)
-    per_pair = k_eval * k_batch + widest
-    batch_chunk = min(n_batch, max(1, max_elements // max(1, per_pair)))
+    # a block, one layer's product of deltas (same size) and one of inputs, per pair
+    per_pair = 2 * k_eval * k_batch + 1
+    batch_chunk = min(n_batch, max(1, max_elements // per_pair))
     eval_chunk = max(1, max_elements // (per_pair * batch_chunk))
     for eval_slice in _chunk_slices(n_eval, eval_chunk):
         for batch_slice in _chunk_slices(n_batch, batch_chunk):
@@ -364,6 +380,7 @@ def _structured_block(
     """``sum_l (delta_l(x) . delta_l(x')) (a_l(x) . a_l(x') [+ 1])`` for two slices."""
     network = left.network
     total = None
+    inputs_product = deltas_product = None  # reused buffers: fewer large allocations
     for layer_index, layer in enumerate(network.layers):
         a1 = left.inputs[layer_index][left_slice]
         a2 = right.inputs[layer_index][right_slice]
@@ -371,16 +388,25 @@ def _structured_block(
         d2 = right.deltas[layer_index][right_slice]
         n1, k1, width = d1.shape
         n2, k2, _ = d2.shape
-        inputs_product = a1 @ a2.T
         if layer.bias is not None:
-            inputs_product = inputs_product + 1.0
+            # a column of ones turns a . a' + 1 into one matrix product
+            a1 = torch.cat([a1, a1.new_ones(n1, 1)], dim=1)
+            a2 = torch.cat([a2, a2.new_ones(n2, 1)], dim=1)
         if k1 == 1 and k2 == 1:
-            term = (d1[:, 0, :] @ d2[:, 0, :].T).mul_(inputs_product)[:, :, None, None]
-        else:
-            deltas_product = (d1.reshape(n1 * k1, width) @ d2.reshape(n2 * k2, width).T)
-            term = deltas_product.reshape(n1, k1, n2, k2).transpose(1, 2)
-            term = term * inputs_product[:, :, None, None]
+            inputs_product = torch.mm(a1, a2.T, out=inputs_product)
+            if total is None:
+                total = torch.mm(d1[:, 0, :], d2[:, 0, :].T).mul_(inputs_product)
+            else:
+                deltas_product = torch.mm(d1[:, 0, :], d2[:, 0, :].T, out=deltas_product)
+                total.addcmul_(deltas_product, inputs_product)
+            continue
+        inputs_product = a1 @ a2.T
+        deltas_product = d1.reshape(n1 * k1, width) @ d2.reshape(n2 * k2, width).T
+        term = deltas_product.reshape(n1, k1, n2, k2).transpose(1, 2)
+        term = term * inputs_product[:, :, None, None]
         total = term if total is None else total.add_(term)
+    if total.ndim == 2:
+        total = total[:, :, None, None]
     return total
 
 
@@ -397,6 +423,8 @@ def assemble_kernel(
     for eval_slice, batch_slice, block in kernel_blocks(
         eval_terms, batch, coefficient, max_elements=max_elements
     ):
+        if block.shape[:2] == (len(first), len(batch)):
+            return block  # one block covers everything: no copy
         if out is None:
             out = block.new_empty(
                 (len(first), len(batch), first.n_rows_per_point, batch.n_rows_per_point)
@@ -462,7 +490,7 @@ class StructuredFactors:
             for a, d, layer in zip(self.inputs, self.deltas, self.network.layers)
         )
 
-    def take(self, index: Tensor) -> StructuredFactors:
+    def take(self, index: Tensor | slice) -> StructuredFactors:
         return StructuredFactors(
             self.network,
             [a[index] for a in self.inputs],
@@ -771,7 +799,7 @@ class FunctionalFactors:
         """Number of parameters ``P`` (the length of a Jacobian row)."""
         return sum(p.numel() for p in self.params)
 
-    def take(self, index: Tensor) -> FunctionalFactors:
+    def take(self, index: Tensor | slice) -> FunctionalFactors:
         weights = None if self.weights is None else self.weights[index]
         return FunctionalFactors(self.network, self.params, self.X[index], weights)
 
@@ -942,6 +970,7 @@ def tangent_kernel(
     *,
     method: Literal["auto", "structured", "functional"] = "auto",
     preconditioner: Sequence[Tensor] | None = None,
+    max_block_elements: int = MAX_BLOCK_ELEMENTS,
 ) -> Tensor:
     """Empirical tangent kernel ``J(X1) P J(X2)^T`` of a module at its current parameters.
 
@@ -958,6 +987,9 @@ def tangent_kernel(
         per-example Jacobians from :mod:`torch.func`; ``"auto"`` the first that applies.
     preconditioner : sequence of Tensor, optional
         Diagonal preconditioner ``P``, one tensor per parameter (shaped like it).
+    max_block_elements : int, default=2**24
+        Largest number of elements of an intermediate block (explicit Jacobian rows on
+        the functional path); larger blocks trade memory for fewer ``jacrev`` calls.
 
     Returns
     -------
@@ -984,7 +1016,9 @@ def tangent_kernel(
     network, _ = make_network(module, n_outputs, method)
     left = network.evaluate(params, X1).factors
     right = network.evaluate(params, X2).factors
-    kernel = assemble_kernel([(1.0, left)], right, coefficient)
+    kernel = assemble_kernel(
+        [(1.0, left)], right, coefficient, max_elements=int(max_block_elements)
+    )
     if n_outputs == 1:
         return kernel[:, :, 0, 0]
     return kernel

@@ -355,6 +355,9 @@ class KernelSettings:
         ``n / len(norm_sample)`` (L1) or its square root (L2) to estimate the full sums.
     smoother : bool
         Track the linear-smoother weights (squared loss, one output, O(n^2) memory).
+    train_in_eval : bool
+        The first ``n`` evaluation points are the training set, in order: the training
+        rows' kernels and smoother are then read off the evaluation rows, not recomputed.
     """
 
     order: str
@@ -363,6 +366,7 @@ class KernelSettings:
     norm: str = "l1"
     norm_sample: Tensor | None = None
     smoother: bool = False
+    train_in_eval: bool = False
 
 
 @dataclass
@@ -449,8 +453,11 @@ class TelescopeRecorder:
         )
         if settings.smoother:
             self.smoother = torch.zeros((m, n), dtype=torch.float64, device=device)
-            self.train_smoother = torch.zeros((n, n), dtype=torch.float64, device=device)
-            self.train_previous = self.network.evaluate(params, settings.X_train)
+            if settings.train_in_eval:
+                self.train_smoother = self.smoother[:n]  # a view: updated with smoother
+            else:
+                self.train_smoother = torch.zeros((n, n), dtype=torch.float64, device=device)
+                self.train_previous = self.network.evaluate(params, settings.X_train)
 
     def after_step(
         self,
@@ -501,36 +508,44 @@ class TelescopeRecorder:
             contribution = -weights[:, :, :, 0]
         self.contributions.index_add_(1, index, contribution.double())
 
+        n_train = settings.X_train.shape[0]
         train_previous = train_next = None
         if settings.smoother:
-            train_previous = self.train_previous
-            train_next = self.network.evaluate(params_next, settings.X_train)
-            train_weights = assemble_kernel(
-                self._terms(train_previous, train_next), batch, coefficient
-            )[:, :, 0, 0].mul_(1.0 / batch_size)
             # s_t(x) = s_{t-1}(x) - sum_{i in B} w_t(x, i) (s_{t-1}(x_i) - e_i)
             residual = self.train_smoother[index].clone()
             residual[torch.arange(batch_size, device=index.device), index] -= 1.0
+            if not settings.train_in_eval:  # else the training rows are smoother's first
+                train_previous = self.train_previous
+                train_next = self.network.evaluate(params_next, settings.X_train)
+                train_weights = assemble_kernel(
+                    self._terms(train_previous, train_next), batch, coefficient
+                )[:, :, 0, 0].mul_(1.0 / batch_size)
+                self.train_smoother -= train_weights.double() @ residual
+                self.train_previous = train_next
             self.smoother -= weights.double() @ residual
-            self.train_smoother -= train_weights.double() @ residual
-            self.train_previous = train_next
 
         column = self._checkpoint_column.get(int(t))
         if column is not None:
-            if train_previous is None:
-                train_previous = self.network.evaluate(params_previous, settings.X_train)
-                if settings.order == "trapezoid":
-                    train_next = self.network.evaluate(params_next, settings.X_train)
-            columns = train_previous.factors
+            if settings.train_in_eval:
+                columns = previous.factors.take(slice(0, n_train))
+            else:
+                if train_previous is None:
+                    train_previous = self.network.evaluate(params_previous, settings.X_train)
+                    if settings.order == "trapezoid":
+                        train_next = self.network.evaluate(params_next, settings.X_train)
+                columns = train_previous.factors
             if settings.norm_sample is not None:
                 columns = columns.take(settings.norm_sample)
             scale = 1.0 / batch_size
             self.kernel_norms[:, column] = self._norms(
                 self._terms(previous, following), columns, coefficient, scale
             )
-            self.train_kernel_norms[:, column] = self._norms(
-                self._terms(train_previous, train_next), columns, coefficient, scale
-            )
+            if settings.train_in_eval:
+                self.train_kernel_norms[:, column] = self.kernel_norms[:n_train, column]
+            else:
+                self.train_kernel_norms[:, column] = self._norms(
+                    self._terms(train_previous, train_next), columns, coefficient, scale
+                )
 
     def _norms(self, terms, columns, coefficient, scale: float) -> Tensor:
         settings = self.kernels

@@ -517,3 +517,23 @@ def test_lazy_layers_are_initialised_from_the_seed():
     np.testing.assert_array_equal(a.predict(X_new), b.predict(X_new))
     assert isinstance(lazy[0].weight, nn.parameter.UninitializedParameter)  # untouched
     assert a.training_config_.kernel_method == "structured"
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_stacked_training_and_new_rows_give_the_separate_views(optimizer):
+    X, y, X_new = _data("regression", n=40)
+    model = TelescopingMLPRegressor(
+        (12,), optimizer=optimizer, learning_rate=0.02, batch_size=8, max_steps=12,
+        n_checkpoints=3, random_state=0,
+    ).fit(X, y)
+    stacked = model.kernel_view(np.vstack([X, X_new]), smoother=True)
+    train = model.kernel_view(X, smoother=True)
+    new = model.kernel_view(X_new, smoother=True)
+    for field in ("contributions", "kernel_norms", "smoother", "prediction"):
+        both = np.concatenate([getattr(train, field), getattr(new, field)])
+        np.testing.assert_allclose(getattr(stacked, field), both, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(stacked.train_kernel_norms, new.train_kernel_norms, rtol=1e-5)
+    np.testing.assert_allclose(stacked.train_kernel_norms, train.kernel_norms, rtol=1e-5)
+    assert stacked.metadata["effective_parameters_train"] == pytest.approx(
+        new.metadata["effective_parameters_train"], rel=1e-5
+    )
