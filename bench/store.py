@@ -246,10 +246,13 @@ class ResultsStore:
             frame = pd.read_sql_query(
                 "SELECT * FROM analyses ORDER BY analysis, dataset, seed, models", connection
             )
-        # pandas may hand SQL NULLs back as NaN (string dtype); keep them None.
-        for column in ("error", "summary", "arrays_path"):
-            frame[column] = [value if isinstance(value, str) else None for value in frame[column]]
-        frame["summary"] = [json.loads(s) if s else {} for s in frame["summary"]]
+        # pandas' string dtype hands SQL NULLs back as NaN; keep them None.
+        for column in ("error", "arrays_path"):
+            frame[column] = pd.Series(
+                [value if isinstance(value, str) else None for value in frame[column]],
+                index=frame.index, dtype=object,
+            )
+        frame["summary"] = [json.loads(s) if isinstance(s, str) else {} for s in frame["summary"]]
         frame["models"] = [json.loads(m) for m in frame["models"]]
         return frame
 
