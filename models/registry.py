@@ -139,6 +139,7 @@ class ModelSpec:
         if random_state is not None and self.seed_param in valid and self.seed_param not in (params or {}):
             merged[self.seed_param] = random_state
         estimator.set_params(**merged)
+        _validate_early(estimator, self.name)
         expected = is_regressor if task == "regression" else is_classifier
         if not expected(estimator):
             raise TypeError(
@@ -146,6 +147,24 @@ class ModelSpec:
                 f"{'regressor' if task == 'regression' else 'classifier'}"
             )
         return estimator
+
+
+def _validate_early(estimator: BaseEstimator, name: str) -> None:
+    """Check parameter values now rather than when the first cell fits.
+
+    scikit-learn estimators validate against ``_parameter_constraints`` and tabscope's
+    networks in ``_check_parameters``; both are private hooks, used only where present.
+    """
+    if hasattr(estimator, "_check_parameters"):
+        check = estimator._check_parameters
+    elif hasattr(estimator, "_parameter_constraints"):
+        check = estimator._validate_params
+    else:
+        return
+    try:
+        check()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"model {name!r}: {exc}") from None
 
 
 _REGISTRY: dict[str, ModelSpec] = {

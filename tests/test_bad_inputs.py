@@ -144,21 +144,26 @@ def test_cli_bad_input(run_cli, tmp_path, make_args, status, words):
     assert not (out / DB_NAME).exists() or ResultsStore(out).cells().empty
 
 
+def dump(path):
+    with sqlite3.connect(path) as connection:
+        return list(connection.iterdump())
+
+
 def test_incompatible_results_directory(run_cli, tmp_path):
     out = tmp_path / "old"
     ResultsStore(out)
     with sqlite3.connect(out / DB_NAME) as connection:
         connection.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
-    before = (out / DB_NAME).read_bytes()
+    before = dump(out / DB_NAME)
     result = run_cli("run", write_suite(tmp_path / "s.toml", GOOD_SUITE), "--out", out, "--no-report")
     assert result.returncode == 2 and "schema version 0" in result.stderr
-    assert (out / DB_NAME).read_bytes() == before
+    assert dump(out / DB_NAME) == before
     with pytest.raises(StoreError, match="schema version 0"):
         ResultsStore(out)
 
 
 def test_plugin_that_raises_in_fit(run_cli, tmp_path):
-    suite = GOOD_SUITE + '\n["models.sklearn.naive_bayes:MultinomialNB"]\n'
+    suite = GOOD_SUITE + '\n[models."sklearn.naive_bayes:MultinomialNB"]\n'
     result = run_cli("run", write_suite(tmp_path / "s.toml", suite), "--out", tmp_path / "o",
                      "--no-report")
     assert result.returncode == 1  # the run completes; the failed cell is reported
