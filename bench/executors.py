@@ -61,31 +61,52 @@ class InProcessExecutor(Executor):
             yield task, fn(task)
 
 
+class _AsCompleted:
+    """``concurrent.futures`` futures in completion order, accepting more while iterating
+
+    (the interface of ``distributed.as_completed``).
+    """
+
+    def __init__(self, futures: Iterable[Future]):
+        self._pending = set(futures)
+
+    def add(self, future: Future) -> None:
+        self._pending.add(future)
+
+    def __iter__(self) -> Iterator[Future]:
+        while self._pending:
+            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+            yield from done
+
+
 def _retrying(
-    submit: Callable[[T], Future], tasks: Iterable[T], retries: int, is_lost: Callable[[BaseException], bool]
+    submit: Callable[[T], object],
+    tasks: Iterable[T],
+    retries: int,
+    is_lost: Callable[[BaseException], bool],
+    as_completed: Callable[[list], Iterable] = _AsCompleted,
 ) -> Iterator[tuple[T, object]]:
     """Submit every task, yield results as they complete, resubmit tasks whose worker died."""
-    pending: dict[Future, tuple[T, int]] = {}
-    for task in tasks:
-        pending[submit(task)] = (task, 0)
-    while pending:
-        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-        for future in done:
-            task, attempts = pending.pop(future)
-            try:
-                result = future.result()
-            except BaseException as exc:
-                if not is_lost(exc):
-                    raise
-                if attempts < retries:
-                    logger.warning("worker lost (%s); retrying task (attempt %d)", exc, attempts + 2)
-                    pending[submit(task)] = (task, attempts + 1)
-                    continue
-                result = WorkerLost(
-                    f"worker died {attempts + 1} time(s) while running this cell: "
-                    f"{type(exc).__name__}: {exc}"
-                )
-            yield task, result
+    pending = {submit(task): (task, 0) for task in tasks}
+    completed = as_completed(list(pending))
+    for future in completed:
+        task, attempts = pending.pop(future)
+        try:
+            result = future.result()
+        except BaseException as exc:
+            if not is_lost(exc):
+                raise
+            if attempts < retries:
+                logger.warning("worker lost (%s); retrying task (attempt %d)", exc, attempts + 2)
+                retry = submit(task)
+                pending[retry] = (task, attempts + 1)
+                completed.add(retry)
+                continue
+            result = WorkerLost(
+                f"worker died {attempts + 1} time(s) while running this cell: "
+                f"{type(exc).__name__}: {exc}"
+            )
+        yield task, result
 
 
 class ProcessExecutor(Executor):
@@ -161,40 +182,20 @@ class DaskExecutor(Executor):
         return self._client
 
     def run(self, fn, tasks):
-        from distributed import KilledWorker
+        from distributed import KilledWorker, as_completed
         from distributed.client import FutureCancelledError
 
         def submit(task):
             # pure=False: a retried task must run again, not reuse the lost result's key.
-            # allowed_failures on the scheduler handles a worker dying mid-task; our own retry
-            # count covers the case where the scheduler gives up (KilledWorker).
-            return self._client.submit(fn, task, pure=False, retries=0)
+            # The scheduler itself reruns a task whose worker died (allowed_failures); our
+            # retries cover the case where it gives up with KilledWorker.
+            return self._client.submit(fn, task, pure=False)
 
-        lost = lambda exc: isinstance(exc, (KilledWorker, FutureCancelledError, OSError))  # noqa: E731
-        pending = {}
-        for task in tasks:
-            pending[submit(task)] = (task, 0)
-        from distributed import as_completed
-
-        completed = as_completed(list(pending))
-        for future in completed:
-            task, attempts = pending.pop(future)
-            try:
-                result = future.result()
-            except BaseException as exc:
-                if not lost(exc):
-                    raise
-                if attempts < self.retries:
-                    logger.warning("dask worker lost (%s); retrying (attempt %d)", exc, attempts + 2)
-                    retry = submit(task)
-                    pending[retry] = (task, attempts + 1)
-                    completed.add(retry)
-                    continue
-                result = WorkerLost(
-                    f"worker died {attempts + 1} time(s) while running this cell: "
-                    f"{type(exc).__name__}: {exc}"
-                )
-            yield task, result
+        yield from _retrying(
+            submit, tasks, self.retries,
+            lambda exc: isinstance(exc, (KilledWorker, FutureCancelledError, OSError)),
+            as_completed,
+        )
 
     def close(self):
         self._client.close()
