@@ -21,8 +21,10 @@ of the parameter trajectory is kept in memory and everything still works after p
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import numbers
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +60,8 @@ __all__ = [
     "TelescopingNetRegressor",
     "TrainingConfig",
 ]
+
+logger = logging.getLogger(__name__)
 
 ACTIVATIONS = {
     "identity": nn.Identity,
@@ -375,11 +379,21 @@ class _TelescopingEstimator(BaseEstimator):
             targets = targets.to(dtype)
         recorder = TelescopeRecorder(network, X_eval, orders, kernels)
         schedule = BatchSchedule(len(self.X_train_), config.batch_size, config.batch_seed, device)
+        started = time.perf_counter()
+        logger.debug(
+            "%s: replaying %d steps on %d evaluation points (%s)",
+            type(self).__name__, config.n_steps, len(X),
+            "kernels" if kernels is not None else "telescoping predictions only",
+        )
         final, _ = train(
             network, self._initial_parameters(dtype), X_train, targets,
             make_loss(config.task), config.optimizer, schedule, config.n_steps, recorder,
         )
         difference = self._check_replay(final)
+        logger.debug(
+            "%s: replay done in %.2f s, largest parameter difference from fit %.3g",
+            type(self).__name__, time.perf_counter() - started, difference,
+        )
         return recorder.result(final), difference
 
     def _check_replay(self, replayed: tuple[torch.Tensor, ...]) -> float:
@@ -489,6 +503,14 @@ class _TelescopingEstimator(BaseEstimator):
         norms at ``n_checkpoints`` steps and, for squared loss, the smoother.
         ``view.prediction`` is the telescoping model's output computed by JVPs on its own,
         so ``view.check_identity()`` is a real check.
+
+        Cost: a replay of training plus, per step, the kernel between the ``m`` points
+        and the batch: ``O(m |B| (in + out))`` per layer for SGD and momentum (structured
+        path), ``O(m |B| P)`` for Adam/AdamW's diagonal preconditioner or the functional
+        path (``P`` parameters); kernel norms add the same with the norm sample in place
+        of the batch, for the ``m`` points and all ``n`` training rows, at each
+        checkpoint. When ``X`` starts with the training set (``[X_train; X_test]``), the
+        training rows' kernels, norms and smoother are read off those first rows.
 
         Parameters
         ----------
