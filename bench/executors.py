@@ -8,6 +8,7 @@ whole run down. Workers never see the results store: only the driver writes it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -185,11 +186,21 @@ class DaskExecutor(Executor):
         from distributed import KilledWorker, as_completed
         from distributed.client import FutureCancelledError
 
+        scattered: dict[int, object] = {}
+
         def submit(task):
             # pure=False: a retried task must run again, not reuse the lost result's key.
             # The scheduler itself reruns a task whose worker died (allowed_failures); our
             # retries cover the case where it gives up with KilledWorker.
-            return self._client.submit(fn, task, pure=False)
+            dataset = getattr(task, "dataset", None)
+            if dataset is None:
+                return self._client.submit(fn, task, pure=False)
+            # Each dataset travels to the workers once, not once per cell; every worker keeps
+            # a replica, so losing one worker loses no data.
+            if id(dataset) not in scattered:
+                scattered[id(dataset)] = self._client.scatter(dataset, broadcast=True, hash=False)
+            light = dataclasses.replace(task, dataset=None)
+            return self._client.submit(_with_dataset, fn, light, scattered[id(dataset)], pure=False)
 
         yield from _retrying(
             submit, tasks, self.retries,
@@ -201,6 +212,11 @@ class DaskExecutor(Executor):
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _with_dataset(fn: Callable, task, dataset):
+    """Run ``fn`` on ``task`` with its scattered dataset put back in place."""
+    return fn(dataclasses.replace(task, dataset=dataset))
 
 
 def make_executor(
