@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+
 import numpy as np
 import pandas as pd
 
@@ -71,8 +72,9 @@ def _failed_note(data: ReportData, kinds: tuple[str, ...]) -> list[Paragraph]:
     failed = data.analyses[data.analyses["analysis"].isin(kinds) & (data.analyses["status"] != "ok")]
     if failed.empty:
         return []
-    return [Paragraph(f"{len(failed)} {' / '.join(kinds)} analyses failed; their errors are "
-                      "listed under 'Run status and failures'.", kind="note")]
+    noun = "analysis" if len(failed) == 1 else "analyses"
+    return [Paragraph(f"{len(failed)} {noun} behind this section ({', '.join(kinds)}) failed; "
+                      "the errors are listed under 'Run status and failures'.", kind="note")]
 
 
 def _in_report_order(frame: pd.DataFrame, data: ReportData, model: str = "model") -> pd.DataFrame:

@@ -480,7 +480,7 @@ def test_failed_cell_and_failed_analysis_are_shown_with_their_errors(report):
     assert html_lib.escape(FAILED_CELL_ERROR) in report["html"]
     assert FAILED_CELL_ERROR.replace("|", "\\|") in report["markdown"]
     assert FAILED_ANALYSIS_ERROR in report["markdown"]
-    assert "1 fidelity analyses failed" in report["markdown"]
+    assert "1 analysis behind this section (fidelity) failed" in report["markdown"]
 
 
 def test_lens_sections_show_the_stored_numbers(report):
