@@ -13,7 +13,7 @@ import tomllib
 import numpy as np
 import pandas as pd
 
-from tabscope.bench.results import summarise_scores
+from tabscope.bench.results import PRIMARY_METRIC, summarise_scores
 from tabscope.bench.store import METRIC_COLUMNS
 
 from . import lens
@@ -224,8 +224,7 @@ def _scores_section(data: ReportData, scores: pd.DataFrame, palette: dict) -> Se
         ))
     per_seed = data.cells[data.cells["status"] == "ok"].copy()
     per_seed["value"] = [
-        row.get(scores.loc[scores["task"] == row["task"], "metric"].iloc[0], np.nan)
-        if (scores["task"] == row["task"]).any() else np.nan
+        row.get(PRIMARY_METRIC[row["task"]][0], np.nan) if row["task"] in PRIMARY_METRIC else np.nan
         for _, row in per_seed.iterrows()
     ]
     block = _figure(
