@@ -509,8 +509,9 @@ class _TelescopingEstimator(BaseEstimator):
         path), ``O(m |B| P)`` for Adam/AdamW's diagonal preconditioner or the functional
         path (``P`` parameters); kernel norms add the same with the norm sample in place
         of the batch, for the ``m`` points and all ``n`` training rows, at each
-        checkpoint. When ``X`` starts with the training set (``[X_train; X_test]``), the
-        training rows' kernels, norms and smoother are read off those first rows.
+        checkpoint. Memory: the float64 contributions, ``m n K`` values. When ``X``
+        starts with the training set (``[X_train; X_test]``), the training rows'
+        kernels, norms and smoother are read off those first rows.
 
         Parameters
         ----------
@@ -746,7 +747,7 @@ class _TelescopingClassifier(ClassifierMixin, _TelescopingEstimator):
 # MLPs
 # ---------------------------------------------------------------------------------------
 
-_COMMON_PARAMETERS_DOC = """
+_COMMON_PARAMETERS_DOC = """\
     optimizer : {"sgd", "momentum", "nesterov", "adam", "adamw"}, default="adamw"
         Update rule, with :mod:`torch.optim` semantics (no dampening). The part of each
         update that the current batch's gradient contributes through the optimiser's
@@ -779,7 +780,7 @@ _COMMON_PARAMETERS_DOC = """
         Torch device. Bitwise reproducibility is guaranteed on CPU.
 """
 
-_COMMON_ATTRIBUTES_DOC = """
+_COMMON_ATTRIBUTES_DOC = """\
     module_ : torch.nn.Module
         The trained network (in eval mode).
     initial_parameters_ : list of ndarray
@@ -850,7 +851,8 @@ class TelescopingMLPRegressor(_MLPMixin, _TelescopingRegressor):
     >>> from sklearn.preprocessing import scale
     >>> from tabscope.models import TelescopingMLPRegressor
     >>> X, y = load_diabetes(return_X_y=True)
-    >>> model = TelescopingMLPRegressor(max_steps=50, random_state=0).fit(scale(X), scale(y))
+    >>> model = TelescopingMLPRegressor((64, 64), max_steps=50, random_state=0)
+    >>> model = model.fit(scale(X), scale(y))
     >>> view = model.kernel_view(scale(X)[:5])
     >>> view.check_identity()
     """
@@ -909,6 +911,7 @@ class TelescopingMLPClassifier(_MLPMixin, _TelescopingClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+        Class labels.
 {_COMMON_ATTRIBUTES_DOC}
     """
 
@@ -950,11 +953,12 @@ class _NetMixin:
         return self.kernel
 
 
-_NET_PARAMETERS_DOC = """
+_NET_PARAMETERS_DOC = """\
     module : torch.nn.Module or callable
         The network, mapping ``(n, n_features)`` to ``(n, K)`` (or ``(n,)`` when
-        ``K == 1``). A module is deep-copied and trained from its current parameters
-        (``random_state`` then only seeds the batch order); a callable is called as
+        ``K == 1``); all of its parameters are trained. A module is deep-copied and
+        trained from its current parameters (``random_state`` then only seeds the batch
+        order; lazy layers are materialised from it); a callable is called as
         ``module(n_features, n_outputs)`` with torch's global generator seeded from
         ``random_state`` (inside a fork, so the caller's state is unchanged). The module
         is used in eval mode (dropout off, batch norm on its running statistics, which
@@ -1032,6 +1036,7 @@ class TelescopingNetClassifier(_NetMixin, _TelescopingClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+        Class labels.
 {_COMMON_ATTRIBUTES_DOC}
     """
 

@@ -33,6 +33,7 @@ from torch import Tensor
 from .tangent_kernels import (
     BatchRecord,
     Coefficient,
+    JacobianFactors,
     Network,
     Params,
     assemble_kernel,
@@ -484,15 +485,29 @@ class TelescopeRecorder:
                     self.unattributed += jvp_previous[1]
                 else:
                     self.unattributed += 0.5 * (jvp_previous[1] + jvp_next[1])
-            self._kernel_step(t, params_previous, params_next, previous, following, step, index, record)
+            self._kernel_step(
+                t, params_previous, params_next, previous, following, step, index, record
+            )
         self.previous = following
 
-    def _terms(self, previous, following) -> list:
+    def _terms(self, previous, following) -> list[tuple[float, JacobianFactors]]:
+        """The evaluation side of the step's kernel: ``J_{t-1}`` or the trapezoid mean."""
         if self.kernels.order == "first_order":
             return [(1.0, previous.factors)]
         return [(0.5, previous.factors), (0.5, following.factors)]
 
-    def _kernel_step(self, t, params_previous, params_next, previous, following, step, index, record):
+    def _kernel_step(
+        self,
+        t: int,
+        params_previous: Params,
+        params_next: Params,
+        previous,
+        following,
+        step: OptimizerStep,
+        index: Tensor,
+        record: BatchRecord,
+    ) -> None:
+        """Contributions, smoother and (at checkpoints) kernel norms of step ``t``."""
         settings = self.kernels
         batch_size = index.numel()
         coefficient = step.coefficient
@@ -547,7 +562,14 @@ class TelescopeRecorder:
                     self._terms(train_previous, train_next), columns, coefficient, scale
                 )
 
-    def _norms(self, terms, columns, coefficient, scale: float) -> Tensor:
+    def _norms(
+        self,
+        terms: list[tuple[float, JacobianFactors]],
+        columns: JacobianFactors,
+        coefficient: Coefficient,
+        scale: float,
+    ) -> Tensor:
+        """``kappa_t`` of each evaluation row over the (sampled) training columns."""
         settings = self.kernels
         n_rows = len(terms[0][1])
         totals = torch.zeros(n_rows, dtype=torch.float64, device=self.offset.device)

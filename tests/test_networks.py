@@ -451,7 +451,8 @@ def test_bad_inputs_give_clear_errors():
         model.predict(bad)
     with pytest.raises(ValueError, match="NaN"):
         model.kernel_view(np.where(np.isinf(bad), np.nan, bad))
-    with pytest.raises(ValueError, match="X has 3 features, but TelescopingMLPRegressor is expecting 10"):
+    expected = "X has 3 features, but TelescopingMLPRegressor is expecting 10"
+    with pytest.raises(ValueError, match=expected):
         model.predict(X[:, :3])
     with pytest.raises(ValueError, match="X has 3 features"):
         model.kernel_view(X[:, :3])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, jvp
+from torch.func import functional_call, jvp
 
 from tabscope.models.tangent_kernels import (
     FunctionalNetwork,
@@ -191,7 +191,10 @@ def test_unsupported_module_is_rejected_by_structured_path_only():
     [
         (nn.Sequential(nn.Linear(3, 4), nn.Hardtanh(), nn.Linear(4, 1)), r"'1' \(Hardtanh\)"),
         (nn.Sequential(nn.ReLU(), nn.Linear(3, 1)), "first layer"),
-        (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Tanh(), nn.Linear(4, 1)), "second activation"),
+        (
+            nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Tanh(), nn.Linear(4, 1)),
+            "second activation",
+        ),
         (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)), "buffers"),
     ],
 )
@@ -209,7 +212,9 @@ def test_tangent_kernel_rejects_bad_inputs():
     with pytest.raises(ValueError, match="method must be"):
         tangent_kernel(module, torch.zeros(2, 3, dtype=torch.float64), method="fast")
     with pytest.raises(ValueError, match="preconditioner must hold one tensor per parameter"):
-        tangent_kernel(module, torch.zeros(2, 3, dtype=torch.float64), preconditioner=[torch.ones(1)])
+        tangent_kernel(
+            module, torch.zeros(2, 3, dtype=torch.float64), preconditioner=[torch.ones(1)]
+        )
 
 
 def test_blocks_bound_memory_without_changing_values():

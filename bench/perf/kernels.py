@@ -194,7 +194,10 @@ def _kernel_table(timings: list[KernelTiming], n_eval: int, n_train: int) -> str
 
 
 def _tracking_table(timings: list[TrackingTiming], title: str) -> str:
-    lines = [title, f"{'configuration':<34} {'call':<24} {'wall s':>8} {'x fit':>7} {'cpu x fit':>9}"]
+    lines = [
+        title,
+        f"{'configuration':<34} {'call':<24} {'wall s':>8} {'x fit':>7} {'cpu x fit':>9}",
+    ]
     for t in timings:
         lines.append(
             f"{t.label:<34} {'fit (plain training)':<24} {t.fit_seconds:>8.2f} {1:>7.2f} {1:>9.2f}"
