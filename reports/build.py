@@ -325,7 +325,8 @@ def _irregularity_section(data: ReportData, palette: dict) -> Section:
     block = _figure(
         "irregularity", irregularity_figure(gaps, kappa, palette),
         alt="Metric gap and mean kappa-bar against the proportion of irregular test examples",
-        caption=f"Top: metric gap network − GBDT (above 0: the network is worse). Bottom: "
+        caption=f"Top: metric gap network − GBDT (above 0: the network is worse), drawn in "
+                f"the GBDT's colour. Bottom: "
                 f"each model's mean κ̄ on the subset (dotted line: the training mean, 1). "
                 f"Lines: mean over seeds; bands: {band_text}.",
     )

@@ -37,10 +37,10 @@ __all__ = [
     "scores_figure",
 ]
 
-#: Readable defaults for a page: nothing below 10 pt.
+#: Readable defaults for a page, also when a wide figure is scaled down to the page width.
 _RC = {
-    "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
-    "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13,
+    "font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "xtick.labelsize": 11,
+    "ytick.labelsize": 11, "legend.fontsize": 11, "figure.titlesize": 14,
     "axes.titleweight": "bold",
 }
 _PANEL_COLUMNS = 4
@@ -112,9 +112,9 @@ def _hide_unused(axes, used: int, columns: int, rows_per_panel: int = 1) -> None
 
 def _model_legend(figure: Figure, models: Sequence[str], palette: dict, extra=()) -> None:
     handles = [Patch(facecolor=palette[m], label=m) for m in models] + list(extra)
-    # Enough rows that each fits the figure's width (about 0.075 in per character at
-    # 10 pt plus the handle), so no entry is cut off at the figure's edges.
-    needed = sum(0.6 + 0.075 * len(h.get_label()) for h in handles)
+    # Enough rows that each fits the figure's width (about 0.085 in per character at
+    # 11 pt plus the handle), so no entry is cut off at the figure's edges.
+    needed = sum(0.65 + 0.085 * len(h.get_label()) for h in handles)
     rows = max(1, int(np.ceil(needed / (figure.get_figwidth() * 0.95))))
     figure.legend(handles=handles, loc="outside lower center",
                   ncols=int(np.ceil(len(handles) / rows)), frameon=False)

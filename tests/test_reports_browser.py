@@ -133,8 +133,11 @@ def open_in_chromium(page: Path, workdir: Path, screenshot: Path) -> dict:
         while True:
             result = browser.send("Runtime.evaluate", {"expression": PAGE_FACTS,
                                                        "returnByValue": True}, session)
-            facts = json.loads(result["result"]["value"])
-            # Until the navigation commits, the tab still shows its empty first document.
+            value = result["result"].get("value")
+            # Until the navigation commits, the tab still shows its empty first document,
+            # and while it commits the evaluation can find no document at all.
+            facts = json.loads(value) if isinstance(value, str) else {
+                "url": None, "ready": None, "images": [], "error": result}
             loaded = (facts["url"] == url and facts["ready"] == "complete"
                       and all(i["complete"] for i in facts["images"]))
             if loaded or time.monotonic() > deadline:
