@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,28 +141,6 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _read_analyses(store: ResultsStore) -> pd.DataFrame:
-    """The analyses table, decoded like ``ResultsStore.analyses()`` but tolerant of NULLs.
-
-    pandas 3 reads a NULL in a text column as NaN, not None, and a failed analysis has no
-    summary: ``ResultsStore.analyses()`` then fails to decode the column. A failed analysis
-    is exactly what the report must show, so when that happens the table is read here.
-    """
-    try:
-        return store.analyses()
-    except (TypeError, json.JSONDecodeError):
-        pass
-    with closing(sqlite3.connect(store.path, timeout=30)) as connection:
-        frame = pd.read_sql_query(
-            "SELECT * FROM analyses ORDER BY analysis, dataset, seed, models", connection
-        )
-    frame["summary"] = [json.loads(s) if _text_or_none(s) else {} for s in frame["summary"]]
-    frame["models"] = [json.loads(m) if _text_or_none(m) else [] for m in frame["models"]]
-    for column in ("error", "arrays_path"):
-        frame[column] = [_text_or_none(value) for value in frame[column]]
-    return frame
-
-
 def load_results(directory: str | os.PathLike) -> ReportData:
     """Read the results directory ``directory`` for a report.
 
@@ -187,5 +163,5 @@ def load_results(directory: str | os.PathLike) -> ReportData:
     store = ResultsStore(directory, create=False)
     return ReportData(
         directory=Path(directory), meta=store.meta(), cells=store.cells(),
-        analyses=_read_analyses(store), store=store,
+        analyses=store.analyses(), store=store,
     )
