@@ -302,14 +302,31 @@ def _versus_section(scores: pd.DataFrame) -> Section:
 # --------------------------------------------------------------------------- lens parts
 
 
+def _irregularity_settings(data: ReportData) -> str:
+    """How the stored irregularity analyses defined the irregular pool, in words."""
+    rows = data.analyses[(data.analyses["analysis"] == "irregularity")
+                         & (data.analyses["status"] == "ok")]
+    described = sorted({
+        (summary.get("method", "?"), summary.get("settings", {}).get("quantile"))
+        for summary in rows["summary"]
+    }, key=str)
+    if not described:
+        return "no finished analysis to describe"
+    return "; ".join(
+        f"score: {method}, irregular pool: "
+        + (f"the top {100 * (1 - quantile):.0f}% of the score" if quantile else "unknown")
+        for method, quantile in described
+    )
+
+
 def _irregularity_section(data: ReportData, palette: dict) -> Section:
     section = Section(SECTION_TITLES[5])
     section.blocks.append(Paragraph(
-        "Test examples are scored by how unlike the training data they are; subsets with a "
-        "growing proportion p of the most irregular examples (top 10% of the score) are drawn "
-        "repeatedly. The paper's finding: as p grows, the network loses ground to the GBDT "
-        "(the gap network − GBDT grows) and its normalised kernel weight norm κ̄ rises, while "
-        "the GBDT's κ̄ stays near 1."))
+        "Test examples are scored by how unlike the training data they are "
+        f"({_irregularity_settings(data)}); subsets with a growing proportion p of the most "
+        "irregular examples are drawn repeatedly. The paper's finding: as p grows, the network "
+        "loses ground to the GBDT (the gap network − GBDT grows) and its normalised kernel "
+        "weight norm κ̄ rises, while the GBDT's κ̄ stays near 1."))
     section.blocks += _failed_note(data, ("irregularity", "kernel_norms"))
     curves = lens.irregularity_curves(data)
     gaps, kappa = lens.aggregate_irregularity(curves)
