@@ -237,6 +237,11 @@ class _TelescopingEstimator(BaseEstimator):
         _check_int("max_steps", self.max_steps, 1)
         _check_choice("telescope", self.telescope, ORDERS)
         _check_int("n_checkpoints", self.n_checkpoints, 1)
+        if self.n_checkpoints > self.max_steps:
+            raise ValueError(
+                f"n_checkpoints={self.n_checkpoints} exceeds max_steps={self.max_steps}: "
+                "kernel norms are taken at distinct optimisation steps"
+            )
         _check_choice("dtype", self.dtype, DTYPES)
         _check_device(self.device)
         self._check_module_parameters()

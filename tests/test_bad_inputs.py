@@ -25,7 +25,9 @@ X_CLF, Y_CLF = load_iris(return_X_y=True)
 
 
 def small_mlp(**params):
-    return TelescopingMLPRegressor(hidden_layer_sizes=(8,), max_steps=5, random_state=0, **params)
+    params = {"hidden_layer_sizes": (8,), "max_steps": 5, "n_checkpoints": 2, "random_state": 0,
+              **params}
+    return TelescopingMLPRegressor(**params)
 
 
 def with_value(value):
@@ -51,8 +53,8 @@ API_CASES = [
      ValueError, "float"),
     ("empty data", lambda: small_mlp().fit(np.empty((0, 3)), np.empty(0)), ValueError, "0 sample"),
     ("single row classification",
-     lambda: TelescopingMLPClassifier(max_steps=2).fit(X_CLF[:1], Y_CLF[:1]), ValueError, "class"),
-    ("one class", lambda: TelescopingMLPClassifier(max_steps=2).fit(X_CLF[:40], np.zeros(40)),
+     lambda: TelescopingMLPClassifier(max_steps=2, n_checkpoints=1).fit(X_CLF[:1], Y_CLF[:1]), ValueError, "class"),
+    ("one class", lambda: TelescopingMLPClassifier(max_steps=2, n_checkpoints=1).fit(X_CLF[:40], np.zeros(40)),
      ValueError, "class"),
     ("wrong feature count at predict", lambda: fitted_mlp().predict(X_REG[:5, :4]), ValueError,
      "features"),
