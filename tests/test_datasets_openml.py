@@ -338,7 +338,9 @@ def local_openml(tmp_path, monkeypatch):
 
 
 def test_damaged_files_are_removed_and_fetched_again(local_openml, caplog):
-    options = {"cache_dir": local_openml["cache"], "openml_server": local_openml["server"]}
+    # The "server" is on loopback: this test may go online although the suite is offline.
+    options = {"cache_dir": local_openml["cache"], "openml_server": local_openml["server"],
+               "offline": False}
     reference = load_dataset("openml:2", **options)
     assert _FixtureServer.requests == []  # everything was cached
     directory = local_openml["dir"]
@@ -355,5 +357,5 @@ def test_damaged_files_are_removed_and_fetched_again(local_openml, caplog):
     np.testing.assert_array_equal(repaired.y, reference.y)
     # The refetched files are recorded again, so the next load is silent and offline.
     _FixtureServer.requests.clear()
-    load_dataset("openml:2", offline=True, **options)
+    load_dataset("openml:2", **{**options, "offline": True})
     assert _FixtureServer.requests == []
