@@ -23,8 +23,8 @@ from .cells import analysis_id, cell_id, now, storage_key
 from .store import ResultsStore
 from .suite import AnalysisSettings, Suite
 
-__all__ = ["irregularity_arrays", "irregularity_from_arrays", "recompute_irregularity",
-           "run_pair_analyses"]
+__all__ = ["PairScheduler", "irregularity_arrays", "irregularity_from_arrays",
+           "recompute_irregularity", "run_pair_analysis"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,36 +130,80 @@ def recompute_irregularity(store: ResultsStore, analysis: pd.Series | dict) -> p
     return curve
 
 
-def run_pair_analyses(
-    suite: Suite, store: ResultsStore, splits: dict[tuple[str, int], tuple[Dataset, Split]]
-) -> int:
-    """Compute the irregularity analysis of every compared pair; return the number failed."""
-    if "irregularity" not in suite.analyses:
-        return 0
-    n_failed = 0
+def run_pair_analysis(
+    suite: Suite, store: ResultsStore, dataset: Dataset, split: Split, network: str, tree: str
+) -> bool:
+    """Compute and store the irregularity analysis of one pair on one split; True if ok."""
     settings = suite.analysis
-    for (source, seed), (dataset, split) in splits.items():
-        for network, tree in suite.compare:
-            key = analysis_id("irregularity", source, seed, [network, tree])
-            row = {"analysis_id": key, "analysis": "irregularity", "dataset": source,
-                   "seed": seed, "models": json.dumps([network, tree])}
-            try:
-                arrays = irregularity_arrays(store, dataset, split, network, tree, settings)
-                curve, summary = irregularity_from_arrays(arrays, dataset.task, network, tree,
-                                                          settings, seed)
-                summary["task"] = dataset.task
-                summary["settings"] = asdict(settings)
-                folder = f"pairs/{storage_key(key)}"
-                paths = {
-                    "arrays": store.write_frame(f"{folder}/arrays.parquet", arrays),
-                    "curve": store.write_frame(f"{folder}/curve.parquet", curve),
-                }
-                row |= {"status": "ok", "summary": json.dumps(summary),
-                        "arrays_path": json.dumps(paths)}
-            except Exception as exc:
-                logger.debug("irregularity analysis %s failed", key, exc_info=True)
-                row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                n_failed += 1
-            row["finished_at"] = now()
-            store.record(analyses=[row])
-    return n_failed
+    key = analysis_id("irregularity", dataset.source, split.seed, [network, tree])
+    row = {"analysis_id": key, "analysis": "irregularity", "dataset": dataset.source,
+           "seed": split.seed, "models": json.dumps([network, tree])}
+    try:
+        arrays = irregularity_arrays(store, dataset, split, network, tree, settings)
+        curve, summary = irregularity_from_arrays(arrays, dataset.task, network, tree,
+                                                  settings, split.seed)
+        summary["task"] = dataset.task
+        summary["settings"] = asdict(settings)
+        folder = f"pairs/{storage_key(key)}"
+        paths = {
+            "arrays": store.write_frame(f"{folder}/arrays.parquet", arrays),
+            "curve": store.write_frame(f"{folder}/curve.parquet", curve),
+        }
+        row |= {"status": "ok", "summary": json.dumps(summary), "arrays_path": json.dumps(paths)}
+    except Exception as exc:
+        logger.debug("irregularity analysis %s failed", key, exc_info=True)
+        row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    row["finished_at"] = now()
+    store.record(analyses=[row])
+    return row["status"] == "ok"
+
+
+class PairScheduler:
+    """Runs each compared pair's analysis as soon as both of its cells are stored.
+
+    The driver does this work between cells, while workers keep running other cells.
+    A pair whose cells were all finished by an earlier run, and whose analysis is stored,
+    is not recomputed.
+    """
+
+    def __init__(self, suite: Suite, store: ResultsStore,
+                 splits: dict[tuple[str, int], tuple[Dataset, Split]], rerun_cells: set[str]):
+        self.suite, self.store, self.splits = suite, store, splits
+        self.n_failed = 0
+        self._pending: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        self._waiting_for = set(rerun_cells)
+        if "irregularity" not in suite.analyses:
+            return
+        stored = store.analysis_states()
+        for (source, seed) in splits:
+            for network, tree in suite.compare:
+                cells = {cell_id(source, model, seed) for model in (network, tree)}
+                key = analysis_id("irregularity", source, seed, [network, tree])
+                if cells & rerun_cells or stored.get(key) != "ok":
+                    self._pending.setdefault((source, seed), []).append((network, tree))
+
+    def cell_stored(self, cell: str, source: str, seed: int) -> None:
+        """Note that ``cell`` is stored; run the pairs of its split that became ready."""
+        self._waiting_for.discard(cell)
+        self._run_ready((source, seed))
+
+    def finish(self) -> int:
+        """Run every pair still pending (their cells may have failed); return failures."""
+        self._waiting_for.clear()
+        for split_key in list(self._pending):
+            self._run_ready(split_key)
+        return self.n_failed
+
+    def _run_ready(self, split_key: tuple[str, int]) -> None:
+        source, seed = split_key
+        dataset, split = self.splits[split_key]
+        still = []
+        for network, tree in self._pending.get(split_key, []):
+            if {cell_id(source, network, seed), cell_id(source, tree, seed)} & self._waiting_for:
+                still.append((network, tree))
+            elif not run_pair_analysis(self.suite, self.store, dataset, split, network, tree):
+                self.n_failed += 1
+        if still:
+            self._pending[split_key] = still
+        else:
+            self._pending.pop(split_key, None)

@@ -20,7 +20,7 @@ from tabscope.datasets import (Dataset, OpenMLUnavailableError, Split, expand_so
 
 from .cells import CellOutcome, CellTask, failed_outcome, run_cell, storage_key
 from .executors import Executor, WorkerLost, available_cores, make_executor
-from .pairs import run_pair_analyses
+from .pairs import PairScheduler
 from .store import ARRAYS_DIR, DB_NAME, ResultsStore
 from .suite import Suite
 
@@ -232,8 +232,11 @@ def run_suite(
             task for task in tasks
             if states.get(task.cell_id) != ("ok", task.model.config_hash())
         ]
+        # Longest first, so that no worker is left alone with a slow cell at the end.
+        todo.sort(key=lambda task: (task.model.spec.role != "network", -task.dataset.n_samples))
         summary = RunSummary(output_dir=output_dir, n_cells=len(tasks),
                              n_skipped=len(tasks) - len(todo))
+        pairs = PairScheduler(suite, store, splits, {task.cell_id for task in todo})
         with _progress(progress, len(todo), suite.name) as advance:
             for task, result in executor.run(run_cell, todo):
                 if isinstance(result, WorkerLost):
@@ -241,7 +244,8 @@ def run_suite(
                 store_outcome(store, result)
                 _count(summary, result)
                 advance(result)
-        summary.n_analyses_failed += run_pair_analyses(suite, store, splits)
+                pairs.cell_stored(task.cell_id, task.dataset.source, task.seed)
+        summary.n_analyses_failed += pairs.finish()
     finally:
         if own_executor:
             executor.close()
