@@ -74,6 +74,17 @@ class CellTask:
     def cell_id(self) -> str:
         return cell_id(self.dataset.source, self.model.name, self.seed)
 
+    @property
+    def config_hash(self) -> str:
+        """Hash of everything that defines this cell's results: a rerun skips the cell
+        only while it is unchanged (model, split, metrics and analyses)."""
+        payload = json.dumps(
+            [self.model.config_hash(), self.split.hash, self.metrics, self.analyses,
+             dataclasses.asdict(self.analysis_settings)],
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
 
 @dataclass
 class CellOutcome:
@@ -99,7 +110,7 @@ def _base_row(task: CellTask) -> dict:
         "role": task.model.spec.role,
         "seed": task.seed,
         "split_hash": task.split.hash,
-        "config_hash": task.model.config_hash(),
+        "config_hash": task.config_hash,
     }
 
 

@@ -230,7 +230,7 @@ def run_suite(
         states = store.cell_states()
         todo = [
             task for task in tasks
-            if states.get(task.cell_id) != ("ok", task.model.config_hash())
+            if states.get(task.cell_id) != ("ok", task.config_hash)
         ]
         # Longest first, so that no worker is left alone with a slow cell at the end.
         todo.sort(key=lambda task: (task.model.spec.role != "network", -task.dataset.n_samples))

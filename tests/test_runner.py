@@ -58,6 +58,13 @@ def test_changed_parameters_rerun_the_model(tmp_path):
     assert summary.n_ok == 4 and summary.n_skipped == 8
 
 
+def test_changed_split_settings_rerun_every_cell(tmp_path):
+    run_suite(parse_suite(SMALL), tmp_path)
+    summary = run_suite(parse_suite({**SMALL, "split": {"test_size": 0.3}}), tmp_path)
+    assert summary.n_skipped == 0 and summary.n_ok == 12
+    assert ResultsStore(tmp_path).cells()["cell_id"].is_unique
+
+
 def test_failing_plugin_is_recorded_and_run_goes_on(tmp_path):
     # MultinomialNB refuses the negative features that network preprocessing produces.
     suite = parse_suite({**SMALL, "datasets": ["sklearn:iris"], "models": {
