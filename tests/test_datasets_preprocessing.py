@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import check_estimator
 
 from tabscope.datasets import (
     Dataset,
@@ -37,11 +36,6 @@ def frame() -> pd.DataFrame:
     return pd.DataFrame(
         {"size": size, "colour": colour, "age": rng.normal(40, 10, size=n)}
     )
-
-
-@pytest.mark.parametrize("transformer", [NetworkFeatureTransformer(), TreeFeatureTransformer()])
-def test_transformers_pass_scikit_learn_estimator_checks(transformer):
-    check_estimator(transformer)
 
 
 def test_network_transform_quantile_normalises_numbers_and_one_hot_encodes(frame):
