@@ -75,6 +75,8 @@ ACTIVATIONS = {
     "softplus": nn.Softplus,
 }
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Kernel-norm checkpoints when ``n_checkpoints`` is None.
+DEFAULT_CHECKPOINTS = 10
 KERNEL_METHODS = ("auto", "structured", "functional")
 
 # Kernel norms sum over all training examples unless n exceeds these (DESIGN.md 1.7): a
@@ -236,16 +238,23 @@ class _TelescopingEstimator(BaseEstimator):
             _check_int("batch_size", self.batch_size, 1)
         _check_int("max_steps", self.max_steps, 1)
         _check_choice("telescope", self.telescope, ORDERS)
-        _check_int("n_checkpoints", self.n_checkpoints, 1)
-        if self.n_checkpoints > self.max_steps:
+        if self.n_checkpoints is not None:
+            _check_int("n_checkpoints", self.n_checkpoints, 1)
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_device(self.device)
+        self._check_module_parameters()
+        if self.n_checkpoints is not None and self.n_checkpoints > self.max_steps:
             raise ValueError(
                 f"n_checkpoints={self.n_checkpoints} exceeds max_steps={self.max_steps}: "
                 "kernel norms are taken at distinct optimisation steps"
             )
-        _check_choice("dtype", self.dtype, DTYPES)
-        _check_device(self.device)
-        self._check_module_parameters()
         return config
+
+    def _n_checkpoints(self) -> int:
+        """``n_checkpoints``, or by default 10 steps (every step when there are fewer)."""
+        if self.n_checkpoints is None:
+            return min(DEFAULT_CHECKPOINTS, self.max_steps)
+        return _check_int("n_checkpoints", self.n_checkpoints, 1)
 
     def _fit_targets(
         self,
@@ -561,7 +570,7 @@ class _TelescopingEstimator(BaseEstimator):
         order = self._check_order(order)
         _check_choice("norm", norm, ("l1", "l2"))
         _check_int("max_smoother_train", max_smoother_train, 1)
-        n_checkpoints = _check_int("n_checkpoints", self.n_checkpoints, 1)
+        n_checkpoints = self._n_checkpoints()
         config = self.training_config_
         n_train = len(self.X_train_)
         regression = config.task == "regression"
@@ -775,8 +784,9 @@ _COMMON_PARAMETERS_DOC = """\
         Number of optimisation steps (not epochs).
     telescope : {"first_order", "trapezoid"}, default="trapezoid"
         Default telescoping model of the lens methods.
-    n_checkpoints : int, default=10
-        Number of steps, evenly spread, at which :meth:`kernel_view` takes kernel norms.
+    n_checkpoints : int or None, default=None
+        Number of steps, evenly spread, at which :meth:`kernel_view` takes kernel norms;
+        at most ``max_steps``. None takes 10 (every step when ``max_steps`` is smaller).
     dtype : {"float32", "float64"}, default="float32"
         Training (and replay) precision. Predictions are evaluated in float64.
     random_state : int, RandomState instance or None, default=None
@@ -877,7 +887,7 @@ class TelescopingMLPRegressor(_MLPMixin, _TelescopingRegressor):
         batch_size=128,
         max_steps=1000,
         telescope="trapezoid",
-        n_checkpoints=10,
+        n_checkpoints=None,
         dtype="float32",
         random_state=None,
         device="cpu",
@@ -1007,7 +1017,7 @@ class TelescopingNetRegressor(_NetMixin, _TelescopingRegressor):
         batch_size=128,
         max_steps=1000,
         telescope="trapezoid",
-        n_checkpoints=10,
+        n_checkpoints=None,
         dtype="float32",
         random_state=None,
         device="cpu",

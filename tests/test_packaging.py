@@ -24,7 +24,7 @@ def test_subpackage_maps_to_its_folder(name):
         assert folder == REPO / SUBPACKAGES[name]
     elif mode == "wheel":
         # A regular install copies the folders under site-packages/tabscope/.
-        assert REPO not in folder.parents
+        assert "site-packages" in folder.parts
         assert folder.parts[-len(name.split(".")) - 1:] == ("tabscope", *name.split("."))
     else:
         assert folder in (REPO / SUBPACKAGES[name], Path(tabscope.__file__).resolve().parent.joinpath(*name.split(".")))
