@@ -2,8 +2,11 @@
 
 Sub-packages follow the direction data flows:
 ``tabscope.datasets`` -> ``tabscope.models`` -> ``tabscope.bench`` -> ``tabscope.reports``.
+The most used names are re-exported here and imported on first use, so ``import tabscope``
+stays cheap (torch and the boosting libraries load only when a model is asked for).
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -11,4 +14,32 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "load_dataset": "tabscope.datasets",
+    "make_split": "tabscope.datasets",
+    "prepare_data": "tabscope.datasets",
+    "KernelView": "tabscope.models",
+    "TelescopingMLPRegressor": "tabscope.models",
+    "TelescopingMLPClassifier": "tabscope.models",
+    "TelescopingNetRegressor": "tabscope.models",
+    "TelescopingNetClassifier": "tabscope.models",
+    "TreeLens": "tabscope.models",
+    "load_suite": "tabscope.bench.suite",
+    "run_suite": "tabscope.bench.runner",
+    "ResultsStore": "tabscope.bench.store",
+    "write_report": "tabscope.reports",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tabscope' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
