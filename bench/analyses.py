@@ -43,6 +43,7 @@ __all__ = [
     "irregularity_scores",
     "kernel_norm_summary",
     "normalized_kernel_norms",
+    "spearman",
 ]
 
 #: Irregularity scores :func:`irregularity_scores` can compute.
@@ -309,7 +310,7 @@ def normalized_kernel_norms(
     return kappa / scale
 
 
-def _spearman(scores: np.ndarray, kappa_bar: np.ndarray) -> tuple[float, float]:
+def spearman(scores: np.ndarray, kappa_bar: np.ndarray) -> tuple[float, float]:
     """Spearman rho and two-sided p-value; NaN for a constant input (no ranks to correlate)."""
     if scores.shape[0] < 3 or np.ptp(scores) == 0 or np.ptp(kappa_bar) == 0:
         return float("nan"), float("nan")
@@ -349,7 +350,7 @@ def kernel_norm_summary(
     rho, pvalue = float("nan"), float("nan")
     if scores is not None:
         score_values = _as_1d_finite(scores, "scores", length=kappa_bar.shape[0])
-        rho, pvalue = _spearman(score_values, kappa_bar)
+        rho, pvalue = spearman(score_values, kappa_bar)
     return {
         "kappa_bar": kappa_bar,
         "kappa_bar_train": kappa_bar_train,

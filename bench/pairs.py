@@ -14,7 +14,6 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from tabscope.datasets import Dataset, Split, prepare_data
 
@@ -103,9 +102,9 @@ def irregularity_from_arrays(
     )
     summary = {"method": settings.irregularity_method, "n_eval": int(len(arrays))}
     for role, model in (("network", network), ("tree", tree)):
-        correlation = stats.spearmanr(scores, kappa_bar[model])
-        summary[f"{role}_spearman_score_kappa"] = float(correlation.statistic)
-        summary[f"{role}_spearman_pvalue"] = float(correlation.pvalue)
+        rho, pvalue = lens_analyses.spearman(scores, kappa_bar[model])
+        summary[f"{role}_spearman_score_kappa"] = rho
+        summary[f"{role}_spearman_pvalue"] = pvalue
         at = curve[(curve["model"] == model)]
         summary[f"{role}_kappa_bar_p0"] = float(at[at["p"] == at["p"].min()]["kappa_bar_mean"].iloc[0])
         summary[f"{role}_kappa_bar_p1"] = float(at[at["p"] == at["p"].max()]["kappa_bar_mean"].iloc[0])
