@@ -46,13 +46,15 @@ def test_console_script_runs():
     assert tabscope.__version__ != "0.0.0"
 
 
-def test_top_level_exports_resolve_lazily():
+def test_top_level_exports_resolve_lazily(tmp_path):
     import subprocess as sp
 
     code = ("import sys, tabscope; assert 'torch' not in sys.modules; "
             "from tabscope import TreeLens, TelescopingMLPRegressor, load_suite, run_suite, "
             "write_report, load_dataset, KernelView; print(TreeLens.__module__)")
-    result = sp.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Away from the checkout: `python -c` puts the working directory first on sys.path.
+    result = sp.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                    cwd=tmp_path)
     assert result.stdout.strip() == "tabscope.models.tree_lens"
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         tabscope.nothing  # noqa: B018
