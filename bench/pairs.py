@@ -28,20 +28,17 @@ __all__ = ["PairScheduler", "irregularity_arrays", "irregularity_from_arrays",
 logger = logging.getLogger(__name__)
 
 
-def _require_ok(cells: pd.DataFrame, analyses: pd.DataFrame, dataset: str, seed: int,
-                model: str) -> tuple[pd.Series, pd.Series]:
+def _require_ok(store: ResultsStore, dataset: str, seed: int, model: str) -> tuple[dict, dict]:
+    """The stored cell of ``model`` and its kernel-norms analysis, both finished ok."""
     key = cell_id(dataset, model, seed)
-    row = cells[cells["cell_id"] == key]
-    if row.empty:
+    row = store.cell(key)
+    if row is None:
         raise ValueError(f"cell {key} has not run")
-    row = row.iloc[0]
     if row["status"] != "ok":
         raise ValueError(f"cell {key} failed: {row['error']}")
-    norms_key = analysis_id("kernel_norms", dataset, seed, [model])
-    norms = analyses[analyses["analysis_id"] == norms_key]
-    if norms.empty:
+    norms = store.analysis(analysis_id("kernel_norms", dataset, seed, [model]))
+    if norms is None:
         raise ValueError(f"model {model!r} has no kernel view (it is not a lens)")
-    norms = norms.iloc[0]
     if norms["status"] != "ok":
         raise ValueError(f"kernel norms of {key} failed: {norms['error']}")
     return row, norms
@@ -52,10 +49,9 @@ def irregularity_arrays(
     settings: AnalysisSettings,
 ) -> pd.DataFrame:
     """Gather the per-example arrays of one pair: truth, predictions, kappa-bar, score."""
-    cells, analyses = store.cells(), store.analyses()
     frames = {}
     for model in (network, tree):
-        row, norms = _require_ok(cells, analyses, dataset.source, split.seed, model)
+        row, norms = _require_ok(store, dataset.source, split.seed, model)
         predictions = store.read_frame(row["predictions_path"])
         kernel = store.read_frame(json.loads(norms["arrays_path"])["kernel_norms"])
         frames[model] = predictions.merge(kernel[["row", "kappa_bar"]], on="row", how="inner")

@@ -256,6 +256,23 @@ class ResultsStore:
         frame["models"] = [json.loads(m) for m in frame["models"]]
         return frame
 
+    def _row(self, table: str, key_column: str, key: str) -> dict | None:
+        with self._connect() as connection:
+            connection.row_factory = sqlite3.Row
+            row = connection.execute(
+                f"SELECT * FROM {table} WHERE {key_column} = ?", (key,)
+            ).fetchone()
+        return dict(row) if row is not None else None
+
+    def cell(self, cell_id: str) -> dict | None:
+        """Return one cell row as a dict, or None when it was never recorded."""
+        return self._row("cells", "cell_id", cell_id)
+
+    def analysis(self, analysis_id: str) -> dict | None:
+        """Return one analysis row as a dict (``summary`` and ``models`` still JSON text),
+        or None when it was never recorded."""
+        return self._row("analyses", "analysis_id", analysis_id)
+
     def cell_states(self) -> dict[str, tuple[str, str | None]]:
         """Return ``{cell_id: (status, config_hash)}`` for every recorded cell."""
         with self._connect() as connection:
