@@ -17,7 +17,9 @@ __all__ = [
     "IrregularityMethod",
     "KernelMethod",
     "KernelNorm",
+    "Loss",
     "Metric",
+    "Objective",
     "OptimizerName",
     "Preprocessing",
     "Task",
@@ -160,3 +162,29 @@ class CellJob(enum.StrEnum):
     FIDELITY = "fidelity"
     CONTRIBUTIONS = "contributions"
     """The most influential training examples of a few displayed test examples."""
+
+
+class Loss(enum.StrEnum):
+    """The training losses whose gradients a kernel view's contributions carry."""
+
+    SQUARED_ERROR = "squared_error"
+    """``1/2 (f - y)^2``: gradient ``f - y``, hessian 1."""
+    LOG_LOSS = "log_loss"
+    """Cross-entropy on logits: binary on one logit, softmax on ``K``."""
+
+
+class Objective(enum.StrEnum):
+    """What a telescoping network is trained for: the task, with classification split by
+    the number of logits."""
+
+    REGRESSION = "regression"
+    """Squared error on one output."""
+    BINARY = "binary"
+    """Binary cross-entropy on one logit."""
+    MULTICLASS = "multiclass"
+    """Softmax cross-entropy on ``K`` logits."""
+
+    @property
+    def loss(self) -> Loss:
+        """The loss this objective trains with."""
+        return Loss.SQUARED_ERROR if self is Objective.REGRESSION else Loss.LOG_LOSS
