@@ -39,7 +39,7 @@ def _linear_network_views(X_train, y, X_eval, n_steps=30, learning_rate=0.5):
 
     Squared loss 1/2 (f - y)^2, theta_0 = 0. The tangent kernel of f(x) = w.x + b is
     K(x, x') = x.x' + 1 at every step, and first-order telescoping is exact, so the views
-    satisfy the identity of DESIGN.md 1.3 with prediction computed from theta_T alone.
+    satisfy the identity of docs/design.md §1.3 with prediction computed from theta_T alone.
     Returns (view of X_eval, view of X_train).
     """
     n, d = X_train.shape
@@ -331,7 +331,7 @@ def test_effective_parameters_of_gradient_descent_smoother(diabetes):
     X, y, X_test = diabetes
     n = X.shape[0]
     _, train_view, _ = _linear_network_views(X, y, X_test, n_steps=25, learning_rate=0.5)
-    # Closed form of full-batch GD from 0 (DESIGN 1.6): S_T = I - (I - lr K / n)^T on train.
+    # Closed form of full-batch GD from 0 (docs/design.md §1.6): S_T = I - (I - lr K / n)^T on train.
     design = np.hstack([X, np.ones((n, 1))])
     kernel = design @ design.T
     closed = np.eye(n) - np.linalg.matrix_power(np.eye(n) - 0.5 / n * kernel, 25)
@@ -438,10 +438,10 @@ def test_isolation_forest_scores_are_seeded():
         ({"X_eval": np.array([[np.nan, 1.0]])}, ValueError, "X_eval must be finite"),
         ({"X_train": np.array([["a", "b"]] * 5)}, TypeError, "X_train must be numeric"),
         ({"X_train": np.ones((0, 2))}, ValueError, "X_train must have at least one row"),
-        ({"method": "lof"}, ValueError, "method must be one of"),
+        ({"method": "lof"}, ValueError, "'method' parameter of irregularity_scores"),
         ({"n_neighbors": 7}, ValueError, "n_neighbors must be at most"),
-        ({"n_neighbors": 0}, ValueError, "n_neighbors must be >= 1"),
-        ({"n_neighbors": 2.5}, TypeError, "n_neighbors must be an integer"),
+        ({"n_neighbors": 0}, ValueError, "'n_neighbors' parameter of irregularity_scores"),
+        ({"n_neighbors": 2.5}, TypeError, "'n_neighbors' parameter of irregularity_scores"),
         (
             {"method": "mahalanobis", "X_train": np.ones((6, 2))},
             ValueError,
@@ -634,16 +634,17 @@ def test_curve_for_classification_with_probabilities_and_labels():
         ({"tree": "mlp"}, ValueError, "network and tree must name different models"),
         ({"kappa_bar": {"mlp": np.ones(400), "lgbm": np.ones(400)}}, ValueError, "unknown model"),
         ({"kappa_bar": {"mlp": np.ones(3)}}, ValueError, "kappa_bar\\['mlp'\\] must have 400"),
-        ({"n_redraws": 0}, ValueError, "n_redraws must be >= 1"),
-        ({"n_redraws": 2.0}, TypeError, "n_redraws must be an integer"),
+        ({"n_redraws": 0}, ValueError, "'n_redraws' parameter of irregularity_curve"),
+        ({"n_redraws": 2.0}, TypeError, "'n_redraws' parameter of irregularity_curve"),
         ({"proportions": [0.0, 1.5]}, ValueError, "proportions must lie in \\[0, 1\\]"),
         ({"proportions": []}, ValueError, "proportions must be a non-empty"),
         ({"proportions": [0.5, 0.5]}, ValueError, "proportions must not repeat"),
-        ({"quantile": 1.0}, ValueError, "quantile must lie strictly between 0 and 1"),
+        ({"quantile": 1.0}, ValueError, "'quantile' parameter of irregularity_curve"),
         ({"quantile": 0.995}, ValueError, "too few irregular examples"),
-        ({"task": "ranking"}, ValueError, "task must be"),
-        ({"metric": "accuracy"}, ValueError, "metric for task='regression' must be one of"),
-        ({"predictions": [1, 2]}, TypeError, "predictions must be a dict"),
+        ({"task": "ranking"}, ValueError, "'task' parameter of irregularity_curve"),
+        ({"metric": "accuracy"}, ValueError, "'metric' parameter of irregularity_curve"),
+        ({"metric": "log_loss"}, ValueError, "metric for task='regression' must be one of"),
+        ({"predictions": [1, 2]}, TypeError, "'predictions' parameter of irregularity_curve"),
         ({"classes": ["a"]}, ValueError, "classes applies to classification only"),
     ],
 )
