@@ -14,6 +14,8 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from tabscope.errors import MissingDependencyError, UsageError
+
 __all__ = [
     "DaskExecutor",
     "Executor",
@@ -153,7 +155,7 @@ class DaskExecutor(Executor):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise ImportError(
+            raise MissingDependencyError(
                 "the Dask executor needs the 'distributed' extra: "
                 "pip install 'tabscope[distributed]'"
             ) from None
@@ -175,7 +177,7 @@ class DaskExecutor(Executor):
             try:
                 self._client = Client(scheduler, timeout="20s")
             except OSError as exc:
-                raise ValueError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None
+                raise UsageError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None
         self.n_workers = max(1, len(self._client.scheduler_info().get("workers", {})) or n_workers)
 
     @property

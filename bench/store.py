@@ -22,6 +22,8 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
+from tabscope.errors import UserError
+
 __all__ = ["CELL_COLUMNS", "DB_NAME", "SCHEMA_VERSION", "ResultsStore", "StoreError"]
 
 DB_NAME = "tabscope.sqlite"
@@ -61,7 +63,7 @@ CREATE TABLE IF NOT EXISTS analyses (
 """
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """A results directory cannot be used (unwritable, incompatible, corrupted)."""
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabscope.errors import UserError
+
 __all__ = [
     "CLASSIFICATION",
     "REGRESSION",
@@ -24,7 +26,7 @@ CLASSIFICATION = "classification"
 TASKS = (REGRESSION, CLASSIFICATION)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """Base class of every problem with a dataset source, its cache or its contents."""
 
 

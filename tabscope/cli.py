@@ -1,8 +1,10 @@
 """The ``tabscope`` command line.
 
-User errors (bad suite, unknown dataset, unreachable OpenML, ...) end in one line on stderr
-and exit status 2; ``--debug`` shows the traceback instead. A run in which some cells failed
-exits with status 1 after every result has been stored.
+User errors (:class:`tabscope.errors.UserError`: a bad suite, an unknown dataset, OpenML
+out of reach, contradictory arguments, a missing optional dependency) end in one line on
+stderr and exit status 2; ``--debug`` shows the traceback instead. Anything else is a bug:
+its traceback is printed and the exit status is 1, as for a run in which some cells failed
+(after every result has been stored).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+from tabscope.errors import UsageError, UserError
+
 EXIT_OK, EXIT_CELLS_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -27,6 +31,37 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+class _RunHelp(argparse.Action):
+    """``tabscope run [SUITE] --help``: the usage, then what the named suite would run."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        if namespace.suite is not None:
+            try:
+                print(f"\n{describe_suite(namespace.suite)}")
+            except UserError as exc:
+                print(f"\nsuite {namespace.suite!r}: {exc}")
+        parser.exit()
+
+
+def describe_suite(name: str) -> str:
+    """What a suite runs: its description, datasets, models, seeds and analyses."""
+    from tabscope.bench.suite import load_suite
+
+    suite = load_suite(name)
+    models = ", ".join(entry.name for entry in suite.models)
+    lines = [
+        f"suite {suite.name}: {suite.description}".rstrip(": "),
+        f"  datasets: {', '.join(suite.datasets)}",
+        f"  models:   {models}",
+        f"  seeds:    {', '.join(map(str, suite.seeds))}",
+        f"  analyses: {', '.join(suite.analyses) or 'none'}",
+        f"  cells:    {len(suite.datasets) * len(suite.models) * len(suite.seeds)}"
+        " (datasets x models x seeds)",
+    ]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_command = functools.partial(commands.add_parser, parents=[common])
 
-    run = add_command("run", help="run a benchmark suite (default: the 'quick' suite)")
-    run.add_argument("suite", nargs="?", default="quick",
+    run = add_command("run", help="run a benchmark suite (default: the 'quick' suite)",
+                      add_help=False)
+    run.add_argument("-h", "--help", action=_RunHelp, nargs=0,
+                     help="show this help, and what SUITE contains when one is named")
+    run.add_argument("suite", nargs="?", default=None,
                      help="built-in suite name or path to a suite TOML file (default: quick)")
     run.add_argument("--out", type=Path, default=None,
                      help="results directory (default: tabscope-results/SUITE)")
@@ -108,17 +146,17 @@ def cmd_run(args) -> int:
     from tabscope.bench.runner import run_suite
     from tabscope.bench.suite import load_suite
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite or "quick")
     executor = args.executor
     n_jobs = args.n_jobs
     if executor == "dask":
         n_jobs = (args.workers or n_jobs) if args.scheduler is None else 1
     elif args.workers is not None:
-        raise ValueError("--workers is for --executor dask; use --n-jobs for local processes")
+        raise UsageError("--workers is for --executor dask; use --n-jobs for local processes")
     if args.scheduler is not None and executor != "dask":
-        raise ValueError("--scheduler needs --executor dask")
+        raise UsageError("--scheduler needs --executor dask")
     if args.retries < 0:
-        raise ValueError(f"--retries must be non-negative, got {args.retries}")
+        raise UsageError(f"--retries must be non-negative, got {args.retries}")
     summary = run_suite(
         suite, args.out, executor=executor, n_jobs=n_jobs, scheduler=args.scheduler,
         retries=args.retries, fresh=args.fresh, cache_dir=args.cache_dir,
@@ -147,6 +185,7 @@ def cmd_results(args) -> int:
 
     from tabscope.bench.results import score_table
     from tabscope.bench.store import ResultsStore
+    from tabscope.vocabulary import Metric
 
     store = ResultsStore(args.directory, create=False)
     cells = store.cells()
@@ -157,7 +196,9 @@ def cmd_results(args) -> int:
     for task, frame in score_table(cells).groupby("task", sort=True):
         table = Table(title=f"{task}: mean ± std over seeds")
         frame = frame.dropna(axis="columns", how="all")
-        columns = [c for c in frame.columns if c not in ("task",)]
+        # The same layout for every task: who, the task's metrics in their order, then cost.
+        metrics = [str(metric) for metric in Metric.of_task(task) if metric in frame]
+        columns = ["dataset", "model", *metrics, "fit s", "seeds ok"]
         for column in columns:
             table.add_column(column, justify="left" if column in ("dataset", "model") else "right")
         for _, row in frame.iterrows():
@@ -244,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("tabscope: interrupted; finished cells are stored, rerun to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, OSError, ImportError) as exc:
+    except UserError as exc:
         if args.debug:
             raise
         print(f"tabscope: error: {exc}", file=sys.stderr)

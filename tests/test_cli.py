@@ -5,12 +5,16 @@ import signal
 import sqlite3
 import subprocess
 import time
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tabscope import cli
 from tabscope.bench.store import DB_NAME, ResultsStore
+from tabscope.bench.suite import load_suite
+from tabscope.errors import UsageError
 
 from support import tabscope_command, write_suite
 
@@ -41,6 +45,41 @@ def test_run_then_results(run_cli, tmp_path):
     shown = run_cli("results", tmp_path / "out")
     assert shown.returncode == 0, shown.stderr
     assert "diabetes" in shown.stdout and "wine" in shown.stdout and "±" in shown.stdout
+    # Both tasks' tables lay out their columns the same way.
+    headers = [[cell.strip() for cell in line.strip("┃ ").split("┃")]
+               for line in shown.stdout.splitlines() if "dataset" in line and "model" in line]
+    assert headers == [["dataset", "model", "accuracy", "log_loss", "roc_auc", "fit s", "seeds ok"],
+                       ["dataset", "model", "rmse", "mae", "r2", "fit s", "seeds ok"]]
+
+
+def test_run_help_describes_the_suite(run_cli):
+    shown = run_cli("run", "quick", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "usage: tabscope run" in shown.stdout
+    quick = load_suite("quick")
+    assert quick.description in " ".join(shown.stdout.split())
+    for source in quick.datasets:
+        assert source in shown.stdout
+    for entry in quick.models:
+        assert entry.name in shown.stdout
+    plain = run_cli("run", "--help")
+    assert "quick" in plain.stdout and quick.description not in " ".join(plain.stdout.split())
+
+
+def test_user_errors_are_one_line_and_bugs_show_their_traceback(monkeypatch, capsys):
+    def buggy_command(args):
+        raise ValueError("an internal inconsistency")  # not a UserError: a bug
+
+    monkeypatch.setitem(cli.COMMANDS, "models", buggy_command)
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        cli.main(["models", "list"])
+
+    def user_mistake(args):
+        raise UsageError("--this contradicts --that")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", user_mistake)
+    assert cli.main(["models", "list"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err == "tabscope: error: --this contradicts --that\n"
 
 
 def test_listings(run_cli):
@@ -121,11 +160,13 @@ def test_kill_9_halfway_then_resume(tmp_path):
     deadline = time.time() + 240
     done = 0
     while time.time() < deadline and process.poll() is None:
-        if (out / DB_NAME).exists():
-            with sqlite3.connect(out / DB_NAME, timeout=30) as connection:
-                done = connection.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-            if done >= 3:
-                break
+        try:
+            with closing(sqlite3.connect(f"file:{out / DB_NAME}?mode=ro", uri=True, timeout=30)) as db:
+                done = db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+        except sqlite3.OperationalError:  # no database yet, or its tables are being created
+            done = 0
+        if done >= 3:
+            break
         time.sleep(0.05)
     assert process.poll() is None, "the run finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
