@@ -151,13 +151,27 @@ class Analysis(enum.StrEnum):
     FIDELITY = "fidelity"
     """How closely the telescoping models follow the trained network (§1.1)."""
 
+    @property
+    def cell_job(self) -> CellJob:
+        """The per-cell job each cell of the suite runs for this analysis: the whole of it
+        for a per-model analysis, the per-cell half (:attr:`CellJob.KERNEL_NORMS`) of the
+        pairwise :attr:`IRREGULARITY`."""
+        return {
+            Analysis.IRREGULARITY: CellJob.KERNEL_NORMS,
+            Analysis.EFFECTIVE_PARAMETERS: CellJob.EFFECTIVE_PARAMETERS,
+            Analysis.FIDELITY: CellJob.FIDELITY,
+        }[self]
+
 
 class CellJob(enum.StrEnum):
     """The per-cell pieces of work the analyses above are made of, as stored rows."""
 
     KERNEL_NORMS = "kernel_norms"
     """Each model's normalised kernel norms (kappa-bar): the per-cell half of
-    :attr:`Analysis.IRREGULARITY`; the pair's curve is computed from two of these."""
+    :attr:`Analysis.IRREGULARITY` (``Analysis.IRREGULARITY.cell_job``); the pair's curve is
+    computed from two of these. The network side of a compared pair also stores here the
+    irregularity scores of its evaluation rows, so the pair analysis reads every per-example
+    array it needs and never preprocesses data again."""
     EFFECTIVE_PARAMETERS = "effective_parameters"
     FIDELITY = "fidelity"
     CONTRIBUTIONS = "contributions"
