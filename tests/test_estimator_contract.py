@@ -39,6 +39,9 @@ from tabscope.models import (
 xgboost = pytest.importorskip("xgboost")
 lightgbm = pytest.importorskip("lightgbm")
 
+# torch's first forward-mode call loads jit-scripted decompositions, which warns.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
 
 class ResidualNet(nn.Module):
     """A small module that is not a Sequential, so it trains through torch.func."""

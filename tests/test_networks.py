@@ -18,7 +18,7 @@ from tabscope.models import (
     TelescopingNetRegressor,
 )
 from tabscope.models.networks import ReplayDivergenceError, build_mlp
-from tabscope.models.telescope import ClosedFormOptimizer, OptimizerConfig
+from tabscope.models._optimizers import ClosedFormOptimizer, OptimizerConfig
 
 # torch's first forward-mode call loads jit-scripted decompositions, which warns.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
@@ -352,7 +352,7 @@ def test_functional_route_reproduces_the_structured_view(optimizer):
     with torch.no_grad():
         for parameter, value in zip(initial.parameters(), mlp.initial_parameters_):
             parameter.copy_(torch.from_numpy(value))
-    net = TelescopingNetClassifier(initial, kernel="functional", **settings).fit(X, y)
+    net = TelescopingNetClassifier(initial, kernel_method="functional", **settings).fit(X, y)
     assert net.training_config_.kernel_method == "functional"
     assert mlp.training_config_.kernel_method == "structured"
     a = mlp.kernel_view(X_new, norm_sample_size=None)
@@ -456,11 +456,11 @@ def test_bad_inputs_give_clear_errors():
         model.predict(X[:, :3])
     with pytest.raises(ValueError, match="X has 3 features"):
         model.kernel_view(X[:, :3])
-    with pytest.raises(ValueError, match="norm must be one of"):
+    with pytest.raises(ValueError, match="'norm' parameter of TelescopingMLPRegressor.kernel_view"):
         model.kernel_view(X_new, norm="l3")
-    with pytest.raises(ValueError, match="order must be one of"):
+    with pytest.raises(ValueError, match="'order' parameter of .*predict_telescoping"):
         model.predict_telescoping(X_new, order="second_order")
-    with pytest.raises(ValueError, match="norm_sample_size must be"):
+    with pytest.raises(ValueError, match="'norm_sample_size' parameter"):
         model.kernel_view(X_new, norm_sample_size=0)
     with pytest.raises(ValueError, match="max_smoother_train"):
         model.kernel_view(X_new, smoother=True, max_smoother_train=10)
@@ -469,17 +469,19 @@ def test_bad_inputs_give_clear_errors():
 @pytest.mark.parametrize(
     "params, error, message",
     [
-        (dict(optimizer="rmsprop"), ValueError, "optimizer must be one of"),
-        (dict(learning_rate=-0.1), ValueError, "learning_rate must be"),
-        (dict(learning_rate=float("nan")), ValueError, "learning_rate must be"),
-        (dict(momentum=1.0), ValueError, "momentum must be"),
-        (dict(batch_size=0), ValueError, "batch_size must be an integer >= 1"),
-        (dict(max_steps=2.5), ValueError, "max_steps must be an integer"),
-        (dict(telescope="second"), ValueError, "telescope must be one of"),
-        (dict(dtype="float16"), ValueError, "dtype must be one of"),
+        (dict(optimizer="rmsprop"), ValueError, "'optimizer' parameter .* must be a str among"),
+        (dict(learning_rate=-0.1), ValueError, "'learning_rate' parameter .* range"),
+        (dict(learning_rate=float("nan")), ValueError, "'learning_rate' parameter"),
+        (dict(learning_rate=float("inf")), ValueError, "'learning_rate' parameter"),
+        (dict(momentum=1.0), ValueError, "'momentum' parameter .* range"),
+        (dict(batch_size=0), ValueError,
+         r"'batch_size' parameter .* must be an int in the range \[1, inf\) or None"),
+        (dict(max_steps=2.5), ValueError, "'max_steps' parameter .* must be an int"),
+        (dict(telescope="second"), ValueError, "'telescope' parameter"),
+        (dict(dtype="float16"), ValueError, "'dtype' parameter"),
         (dict(device="nowhere"), ValueError, "device must be a torch device"),
-        (dict(hidden_layer_sizes=(4, 0)), ValueError, "hidden_layer_sizes must be"),
-        (dict(activation="swish"), ValueError, "activation must be one of"),
+        (dict(hidden_layer_sizes=(4, 0)), ValueError, "'hidden_layer_sizes' parameter"),
+        (dict(activation="swish"), ValueError, "'activation' parameter"),
     ],
 )
 def test_bad_hyperparameters_are_named(params, error, message):
@@ -491,16 +493,16 @@ def test_bad_hyperparameters_are_named(params, error, message):
 def test_bad_modules_give_clear_errors():
     X, y, _ = _data("binary")
     with pytest.raises(ValueError, match="structured kernel path.*Sequential"):
-        TelescopingNetClassifier(_Residual, kernel="structured", max_steps=2).fit(X, y)
-    with pytest.raises(TypeError, match="module must be a torch.nn.Module or a callable"):
+        TelescopingNetClassifier(_Residual, kernel_method="structured", max_steps=2).fit(X, y)
+    with pytest.raises(TypeError, match="'module' parameter of TelescopingNetClassifier"):
         TelescopingNetClassifier("mlp", max_steps=2).fit(X, y)
     with pytest.raises(TypeError, match="module factory must return a torch.nn.Module"):
         TelescopingNetClassifier(lambda d, k: None, max_steps=2).fit(X, y)
     wrong_width = nn.Sequential(nn.Linear(X.shape[1], 2))
     with pytest.raises(ValueError, match=r"outputs of shape \(n, 1\)"):
         TelescopingNetClassifier(wrong_width, max_steps=2).fit(X, y)
-    with pytest.raises(ValueError, match="kernel must be one of"):
-        TelescopingNetClassifier(_Residual, kernel="fast", max_steps=2).fit(X, y)
+    with pytest.raises(ValueError, match="'kernel_method' parameter of TelescopingNetClassifier"):
+        TelescopingNetClassifier(_Residual, kernel_method="fast", max_steps=2).fit(X, y)
     model = TelescopingNetClassifier(_Residual, max_steps=2).fit(X, y)
     with pytest.raises(ValueError, match="smoother=True needs squared loss"):
         model.kernel_view(X[:3], smoother=True)

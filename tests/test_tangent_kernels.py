@@ -14,6 +14,7 @@ from tabscope.models.tangent_kernels import (
     make_network,
     tangent_kernel,
 )
+from tabscope.vocabulary import KernelMethod
 
 # torch's first forward-mode call loads jit-scripted decompositions, which warns.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
@@ -82,8 +83,8 @@ def test_structured_and_functional_kernels_agree(n_outputs, activation):
     module = _mlp([5, 16, 12, n_outputs], activation)
     X1 = torch.randn(9, 5, dtype=torch.float64)
     X2 = torch.randn(7, 5, dtype=torch.float64)
-    structured = tangent_kernel(module, X1, X2, method="structured")
-    functional = tangent_kernel(module, X1, X2, method="functional")
+    structured = tangent_kernel(module, X1, X2, kernel_method="structured")
+    functional = tangent_kernel(module, X1, X2, kernel_method="functional")
     reference = _reference_kernel(module, X1, X2)
     if n_outputs == 1:
         reference = reference[:, :, 0, 0]
@@ -91,7 +92,7 @@ def test_structured_and_functional_kernels_agree(n_outputs, activation):
     assert _relative(structured, functional) < 1e-12
     assert _relative(structured, reference) < 1e-12
     # the kernel is not trivially symmetric in its blocks for K > 1, but K(X, X) is PSD
-    gram = tangent_kernel(module, X1, method="structured")
+    gram = tangent_kernel(module, X1, kernel_method="structured")
     if n_outputs > 1:
         gram = gram.permute(0, 2, 1, 3).reshape(9 * n_outputs, 9 * n_outputs)
     assert float(torch.linalg.eigvalsh(gram).min()) > -1e-9
@@ -100,8 +101,8 @@ def test_structured_and_functional_kernels_agree(n_outputs, activation):
 def test_float32_structured_and_functional_agree_to_1e5():
     module = _mlp([10, 256, 256, 1], nn.ReLU, dtype=torch.float32)
     X1, X2 = torch.randn(50, 10), torch.randn(80, 10)
-    structured = tangent_kernel(module, X1, X2, method="structured")
-    functional = tangent_kernel(module, X1, X2, method="functional")
+    structured = tangent_kernel(module, X1, X2, kernel_method="structured")
+    functional = tangent_kernel(module, X1, X2, kernel_method="functional")
     assert _relative(structured, functional) < 1e-5
 
 
@@ -114,14 +115,14 @@ def test_preconditioned_kernels_agree(n_outputs):
         for p in module.parameters()
     ]
     X1, X2 = torch.randn(6, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
-    structured = tangent_kernel(module, X1, X2, method="structured", preconditioner=preconditioner)
-    functional = tangent_kernel(module, X1, X2, method="functional", preconditioner=preconditioner)
+    structured = tangent_kernel(module, X1, X2, kernel_method="structured", preconditioner=preconditioner)
+    functional = tangent_kernel(module, X1, X2, kernel_method="functional", preconditioner=preconditioner)
     reference = _reference_kernel(module, X1, X2, preconditioner)
     if n_outputs == 1:
         reference = reference[:, :, 0, 0]
     assert _relative(structured, reference) < 1e-12
     assert _relative(functional, reference) < 1e-12
-    plain = tangent_kernel(module, X1, X2, method="structured")
+    plain = tangent_kernel(module, X1, X2, kernel_method="structured")
     assert _relative(plain, structured) > 1e-2  # the preconditioner does change it
 
 
@@ -129,7 +130,7 @@ def test_layers_without_bias_and_nested_sequential():
     inner = nn.Sequential(nn.Linear(3, 7, bias=False, dtype=torch.float64), nn.Tanh())
     module = nn.Sequential(inner, nn.Identity(), nn.Linear(7, 2, dtype=torch.float64))
     X = torch.randn(5, 3, dtype=torch.float64)
-    structured = tangent_kernel(module, X, method="structured")
+    structured = tangent_kernel(module, X, kernel_method="structured")
     assert _relative(structured, _reference_kernel(module, X, X)) < 1e-12
 
 
@@ -153,7 +154,7 @@ def test_structured_training_gradient_matches_autograd():
     X = torch.randn(8, 4, dtype=torch.float64)
     Y = torch.randn(8, 2, dtype=torch.float64)
 
-    from tabscope.models.telescope import SquaredError
+    from tabscope.models._losses import SquaredError
 
     record = network.loss_and_gradients(params, X, Y, SquaredError())
     loss = 0.5 * ((module(X) - Y) ** 2).sum(dim=1).mean()
@@ -178,12 +179,15 @@ def test_unsupported_module_is_rejected_by_structured_path_only():
     module = _Residual()
     X = torch.randn(4, 3, dtype=torch.float64)
     with pytest.raises(UnsupportedModuleError, match="structured kernel path.*Sequential"):
-        tangent_kernel(module, X, method="structured")
+        tangent_kernel(module, X, kernel_method="structured")
     assert issubclass(UnsupportedModuleError, ValueError)
-    kernel = tangent_kernel(module, X, method="auto")
+    kernel = tangent_kernel(module, X, kernel_method="auto")
     assert _relative(kernel, _reference_kernel(module, X, X)[:, :, 0, 0]) < 1e-12
     network, route = make_network(module, 1, "auto")
-    assert route == "functional" and isinstance(network, FunctionalNetwork)
+    assert route == KernelMethod.FUNCTIONAL and isinstance(network, FunctionalNetwork)
+    with pytest.warns(FutureWarning, match="kernel_method"):
+        renamed = tangent_kernel(module, X, method="auto")
+    assert torch.equal(renamed, kernel)
 
 
 @pytest.mark.parametrize(
@@ -209,8 +213,8 @@ def test_tangent_kernel_rejects_bad_inputs():
         tangent_kernel("not a module", torch.zeros(2, 3))
     with pytest.raises(ValueError, match="X1 must be a 2-D"):
         tangent_kernel(module, torch.zeros(3, dtype=torch.float64))
-    with pytest.raises(ValueError, match="method must be"):
-        tangent_kernel(module, torch.zeros(2, 3, dtype=torch.float64), method="fast")
+    with pytest.raises(ValueError, match="'kernel_method' parameter of tangent_kernel"):
+        tangent_kernel(module, torch.zeros(2, 3, dtype=torch.float64), kernel_method="fast")
     with pytest.raises(ValueError, match="preconditioner must hold one tensor per parameter"):
         tangent_kernel(
             module, torch.zeros(2, 3, dtype=torch.float64), preconditioner=[torch.ones(1)]

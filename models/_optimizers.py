@@ -1,0 +1,172 @@
+"""Optimisers written out in closed form, so that each update splits into its parts.
+
+Every step's update ``Delta theta_t`` splits exactly into
+
+* the part the current minibatch's gradient contributes through the optimiser's current
+  preconditioner, ``-P_t * mean_i J_{t-1}(x_i)^T g_it`` (``P_t`` is the learning rate for
+  SGD, ``(1 + momentum) lr`` for Nesterov, and for Adam/AdamW
+  ``lr (1 - beta_1) / (1 - beta_1^t) / (sqrt(v_hat_t) + eps)`` with the ``v`` that already
+  includes the current gradient, as :mod:`torch.optim` does), and
+* the rest (momentum carried from earlier batches, weight decay): the *unattributed* part
+  (docs/design.md §1.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tabscope.vocabulary import OptimizerName, choices
+
+from ._differentiation import Coefficient, Params
+
+__all__ = ["ClosedFormOptimizer", "OptimizerConfig", "OptimizerStep"]
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Hyperparameters of the optimiser; semantics follow :mod:`torch.optim`.
+
+    ``"sgd"`` and ``"momentum"``/``"nesterov"`` add ``weight_decay * theta`` to the gradient
+    (L2, like ``torch.optim.SGD``); ``"adam"`` likewise (``torch.optim.Adam``);
+    ``"adamw"`` decays the weights directly (``torch.optim.AdamW``). No dampening.
+    """
+
+    name: str
+    learning_rate: float
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+
+    @property
+    def diagonal(self) -> bool:
+        """Whether the preconditioner is a diagonal matrix rather than a scalar."""
+        return OptimizerName(self.name).diagonal
+
+
+@dataclass
+class OptimizerStep:
+    """One update ``theta_t = theta_{t-1} + update`` and its attribution.
+
+    Attributes
+    ----------
+    update : tuple of Tensor
+        ``Delta theta_t``.
+    coefficient : float or tuple of Tensor
+        ``P_t`` with ``gradient part = -P_t * (mean batch gradient)``.
+    rest : tuple of Tensor or None
+        ``Delta theta_t`` minus the gradient part (None when it is exactly zero).
+    """
+
+    update: Params
+    coefficient: Coefficient
+    rest: Params | None
+
+
+class ClosedFormOptimizer:
+    """The update rules of :class:`OptimizerConfig`, written out so they can be split."""
+
+    def __init__(self, config: OptimizerConfig, params: Params):
+        if config.name not in choices(OptimizerName):
+            raise ValueError(
+                f"optimizer must be one of {choices(OptimizerName)}, got {config.name!r}"
+            )
+        self.config = config
+        self.buffers: list[Tensor] | None = None
+        if config.diagonal:
+            self.first_moment = [torch.zeros_like(p) for p in params]
+            self.second_moment = [torch.zeros_like(p) for p in params]
+
+    def step(self, params: Params, gradients: Params, t: int) -> OptimizerStep:
+        name = self.config.name
+        if name == OptimizerName.SGD:
+            return self._sgd(params, gradients)
+        if name in (OptimizerName.MOMENTUM, OptimizerName.NESTEROV):
+            return self._momentum(params, gradients, nesterov=name == OptimizerName.NESTEROV)
+        return self._adam(params, gradients, t, decoupled=name == OptimizerName.ADAMW)
+
+    def _sgd(self, params: Params, gradients: Params) -> OptimizerStep:
+        lr, decay = self.config.learning_rate, self.config.weight_decay
+        if decay == 0.0:
+            return OptimizerStep(tuple(-lr * g for g in gradients), lr, None)
+        update = tuple(-lr * (g + decay * p) for p, g in zip(params, gradients))
+        rest = tuple((-lr * decay) * p for p in params)
+        return OptimizerStep(update, lr, rest)
+
+    def _momentum(self, params: Params, gradients: Params, nesterov: bool) -> OptimizerStep:
+        lr, decay, mu = (
+            self.config.learning_rate,
+            self.config.weight_decay,
+            self.config.momentum,
+        )
+        directions = (
+            list(gradients)
+            if decay == 0.0
+            else [g + decay * p for p, g in zip(params, gradients)]
+        )
+        previous = self.buffers
+        if previous is None:
+            buffers = [d.clone() for d in directions]
+        else:
+            buffers = [mu * b + d for b, d in zip(previous, directions)]
+        self.buffers = buffers
+        if nesterov:
+            steps = [d + mu * b for d, b in zip(directions, buffers)]
+            coefficient = lr * (1.0 + mu)
+        else:
+            steps = buffers
+            coefficient = lr
+        update = tuple(-lr * s for s in steps)
+        # What the current gradient does not explain: weight decay folded into the
+        # direction, and the momentum carried over from earlier batches.
+        carried_scale = mu * mu if nesterov else mu
+        decay_scale = (1.0 + mu) if nesterov else 1.0
+        rest_terms = []
+        for index, p in enumerate(params):
+            term = None
+            if decay != 0.0:
+                term = (-lr * decay * decay_scale) * p
+            if previous is not None:
+                carried = (-lr * carried_scale) * previous[index]
+                term = carried if term is None else term + carried
+            rest_terms.append(term)
+        rest = None if rest_terms[0] is None else tuple(rest_terms)
+        return OptimizerStep(update, coefficient, rest)
+
+    def _adam(self, params: Params, gradients: Params, t: int, decoupled: bool) -> OptimizerStep:
+        c = self.config
+        lr, decay, beta_1, beta_2, eps = (
+            c.learning_rate,
+            c.weight_decay,
+            c.beta_1,
+            c.beta_2,
+            c.epsilon,
+        )
+        step_size = lr / (1.0 - beta_1**t)
+        sqrt_correction = (1.0 - beta_2**t) ** 0.5
+        gradient_scale = step_size * (1.0 - beta_1)
+        update, coefficient, rest = [], [], []
+        for index, (p, g) in enumerate(zip(params, gradients)):
+            direction = g if (decoupled or decay == 0.0) else g + decay * p
+            m_old = self.first_moment[index]
+            m = beta_1 * m_old + (1.0 - beta_1) * direction
+            v = beta_2 * self.second_moment[index] + (1.0 - beta_2) * direction * direction
+            self.first_moment[index], self.second_moment[index] = m, v
+            denominator = v.sqrt() / sqrt_correction + eps
+            u = -step_size * m / denominator
+            carried = (-step_size * beta_1) * m_old
+            if not decoupled and decay != 0.0:
+                carried = carried - gradient_scale * decay * p
+            r = carried / denominator
+            if decoupled and decay != 0.0:
+                u = u - (lr * decay) * p
+                r = r - (lr * decay) * p
+            update.append(u)
+            coefficient.append(gradient_scale / denominator)
+            rest.append(r)
+        has_rest = t > 1 or decay != 0.0
+        return OptimizerStep(tuple(update), tuple(coefficient), tuple(rest) if has_rest else None)

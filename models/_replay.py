@@ -1,0 +1,302 @@
+"""Replay tracking: what a replayed training run records on an evaluation set.
+
+:class:`TelescopeRecorder` observes :func:`~tabscope.models._training.train` and builds the
+telescoping lens (docs/design.md §1.1-1.3): telescoping predictions by forward-mode JVPs (one
+per step for the first-order model, two for the trapezoid rule), and optionally the
+per-example contributions, the unattributed residual, kernel norms at checkpoints and the
+linear-smoother weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tabscope.vocabulary import KernelNorm, TelescopeOrder, choices
+
+from ._differentiation import BatchRecord, Coefficient, JacobianFactors, Network, Params
+from ._kernel_blocks import assemble_kernel, kernel_blocks
+from ._optimizers import OptimizerStep
+
+__all__ = ["KernelSettings", "ReplayResult", "TelescopeRecorder"]
+
+
+@dataclass
+class KernelSettings:
+    """What the kernel part of a replay tracks (see :class:`TelescopeRecorder`).
+
+    Attributes
+    ----------
+    order : {"first_order", "trapezoid"}
+        Which telescoping model the contributions decompose.
+    X_train : Tensor of shape (n, d)
+    checkpoints : sequence of int
+        Steps at which kernel norms are taken.
+    norm : {"l1", "l2"}
+    norm_sample : Tensor or None
+        Training examples the norms sum over (None: all of them); the sums are scaled by
+        ``n / len(norm_sample)`` (L1) or its square root (L2) to estimate the full sums.
+    smoother : bool
+        Track the linear-smoother weights (squared loss, one output, O(n^2) memory).
+    train_in_eval : bool
+        The first ``n`` evaluation points are the training set, in order: the training
+        rows' kernels and smoother are then read off the evaluation rows, not recomputed.
+    """
+
+    order: str
+    X_train: Tensor
+    checkpoints: Sequence[int]
+    norm: str = KernelNorm.L1
+    norm_sample: Tensor | None = None
+    smoother: bool = False
+    train_in_eval: bool = False
+
+
+@dataclass
+class ReplayResult:
+    """What a replay tracked on its evaluation set; arrays are float64 with K axes kept.
+
+    ``predictions[order]`` is the telescoping model's output, ``linearized`` the model
+    linearised at initialisation, ``final_output`` the network at the replayed final
+    parameters. Kernel fields are None unless kernels were tracked.
+    """
+
+    offset: np.ndarray
+    predictions: dict[str, np.ndarray]
+    linearized: np.ndarray
+    final_output: np.ndarray
+    final_params: Params
+    contributions: np.ndarray | None = None
+    unattributed: np.ndarray | None = None
+    kernel_norms: np.ndarray | None = None
+    train_kernel_norms: np.ndarray | None = None
+    smoother: np.ndarray | None = None
+    train_smoother: np.ndarray | None = None
+
+
+class TelescopeRecorder:
+    """Observer of :func:`train` that builds the telescoping lens on an evaluation set.
+
+    At step ``t`` it holds the network at ``theta_{t-1}`` and ``theta_t`` on the evaluation
+    points, so the first-order term ``J_{t-1}(x) Delta theta_t`` and the trapezoid term
+    ``1/2 (J_{t-1}(x) + J_t(x)) Delta theta_t`` come from forward-mode JVPs, and (with
+    ``kernels``) the contributions ``c_t(x, i) = -(1/|B_t|) Jbar_t(x) P_t J_{t-1}(x_i)^T g_it``
+    from the tangent kernel between evaluation points and the batch, where ``Jbar`` is
+    ``J_{t-1}`` or the trapezoid average. The prediction never uses the kernel: the
+    identity ``offset + sum_i C + unattributed = prediction`` is a real check.
+
+    Parameters
+    ----------
+    network : StructuredMLP or FunctionalNetwork
+    X_eval : Tensor of shape (m, d)
+    orders : sequence of str
+        Telescoping orders whose predictions to accumulate.
+    kernels : KernelSettings, optional
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        X_eval: Tensor,
+        orders: Sequence[str] = choices(TelescopeOrder),
+        kernels: KernelSettings | None = None,
+    ):
+        self.network = network
+        self.X_eval = X_eval
+        self.orders = tuple(orders)
+        self.kernels = kernels
+        needs_next = TelescopeOrder.TRAPEZOID in self.orders or (
+            kernels is not None and kernels.order == TelescopeOrder.TRAPEZOID
+        )
+        self.needs_next = needs_next
+        self._checkpoint_column = (
+            {} if kernels is None else {int(t): c for c, t in enumerate(kernels.checkpoints)}
+        )
+
+    # -- observer protocol -------------------------------------------------------------
+
+    def start(self, params: Params) -> None:
+        self.initial = self.network.evaluate(params, self.X_eval)
+        self.previous = self.initial
+        offset = self.initial.output.double()
+        self.offset = offset
+        self.sums = {order: torch.zeros_like(offset) for order in self.orders}
+        settings = self.kernels
+        if settings is None:
+            return
+        m, k = offset.shape
+        n = settings.X_train.shape[0]
+        device = offset.device
+        self.contributions = torch.zeros((m, n, k), dtype=torch.float64, device=device)
+        self.unattributed = torch.zeros_like(offset)
+        n_checkpoints = len(settings.checkpoints)
+        self.kernel_norms = torch.zeros((m, n_checkpoints), dtype=torch.float64, device=device)
+        self.train_kernel_norms = torch.zeros(
+            (n, n_checkpoints), dtype=torch.float64, device=device
+        )
+        if settings.smoother:
+            self.smoother = torch.zeros((m, n), dtype=torch.float64, device=device)
+            if settings.train_in_eval:
+                self.train_smoother = self.smoother[:n]  # a view: updated with smoother
+            else:
+                self.train_smoother = torch.zeros((n, n), dtype=torch.float64, device=device)
+                self.train_previous = self.network.evaluate(params, settings.X_train)
+
+    def after_step(
+        self,
+        t: int,
+        params_previous: Params,
+        params_next: Params,
+        step: OptimizerStep,
+        index: Tensor,
+        record: BatchRecord,
+    ) -> None:
+        previous = self.previous
+        following = self.network.evaluate(params_next, self.X_eval)
+        track_rest = self.kernels is not None and step.rest is not None
+        tangents = [step.update, step.rest] if track_rest else [step.update]
+        jvp_previous = previous.jvp(tangents).double()
+        jvp_next = following.jvp(tangents).double() if self.needs_next else None
+        if TelescopeOrder.FIRST_ORDER in self.sums:
+            self.sums[TelescopeOrder.FIRST_ORDER] += jvp_previous[0]
+        if TelescopeOrder.TRAPEZOID in self.sums:
+            self.sums[TelescopeOrder.TRAPEZOID] += 0.5 * (jvp_previous[0] + jvp_next[0])
+        if self.kernels is not None:
+            if track_rest:
+                if self.kernels.order == TelescopeOrder.FIRST_ORDER:
+                    self.unattributed += jvp_previous[1]
+                else:
+                    self.unattributed += 0.5 * (jvp_previous[1] + jvp_next[1])
+            self._kernel_step(
+                t, params_previous, params_next, previous, following, step, index, record
+            )
+        self.previous = following
+
+    def _terms(self, previous, following) -> list[tuple[float, JacobianFactors]]:
+        """The evaluation side of the step's kernel: ``J_{t-1}`` or the trapezoid mean."""
+        if self.kernels.order == TelescopeOrder.FIRST_ORDER:
+            return [(1.0, previous.factors)]
+        return [(0.5, previous.factors), (0.5, following.factors)]
+
+    def _kernel_step(
+        self,
+        t: int,
+        params_previous: Params,
+        params_next: Params,
+        previous,
+        following,
+        step: OptimizerStep,
+        index: Tensor,
+        record: BatchRecord,
+    ) -> None:
+        """Contributions, smoother and (at checkpoints) kernel norms of step ``t``."""
+        settings = self.kernels
+        batch_size = index.numel()
+        coefficient = step.coefficient
+        per_output = settings.smoother
+        batch = self.network.batch_factors(record, per_output=per_output)
+        weights = assemble_kernel(self._terms(previous, following), batch, coefficient)
+        weights.mul_(1.0 / batch_size)
+        if per_output:
+            # One output: w_t(x, i) is a scalar and c_t(x, i) = -w_t(x, i) g_it.
+            weights = weights[:, :, 0, 0]
+            contribution = (weights * (-record.g[:, 0]))[:, :, None]
+        else:
+            contribution = -weights[:, :, :, 0]
+        self.contributions.index_add_(1, index, contribution.double())
+
+        n_train = settings.X_train.shape[0]
+        train_previous = train_next = None
+        if settings.smoother:
+            # s_t(x) = s_{t-1}(x) - sum_{i in B} w_t(x, i) (s_{t-1}(x_i) - e_i)
+            residual = self.train_smoother[index].clone()
+            residual[torch.arange(batch_size, device=index.device), index] -= 1.0
+            if not settings.train_in_eval:  # else the training rows are smoother's first
+                train_previous = self.train_previous
+                train_next = self.network.evaluate(params_next, settings.X_train)
+                train_weights = assemble_kernel(
+                    self._terms(train_previous, train_next), batch, coefficient
+                )[:, :, 0, 0].mul_(1.0 / batch_size)
+                self.train_smoother -= train_weights.double() @ residual
+                self.train_previous = train_next
+            self.smoother -= weights.double() @ residual
+
+        column = self._checkpoint_column.get(int(t))
+        if column is not None:
+            if settings.train_in_eval:
+                columns = previous.factors.take(slice(0, n_train))
+            else:
+                if train_previous is None:
+                    train_previous = self.network.evaluate(params_previous, settings.X_train)
+                    if settings.order == TelescopeOrder.TRAPEZOID:
+                        train_next = self.network.evaluate(params_next, settings.X_train)
+                columns = train_previous.factors
+            if settings.norm_sample is not None:
+                columns = columns.take(settings.norm_sample)
+            scale = 1.0 / batch_size
+            self.kernel_norms[:, column] = self._norms(
+                self._terms(previous, following), columns, coefficient, scale
+            )
+            if settings.train_in_eval:
+                self.train_kernel_norms[:, column] = self.kernel_norms[:n_train, column]
+            else:
+                self.train_kernel_norms[:, column] = self._norms(
+                    self._terms(train_previous, train_next), columns, coefficient, scale
+                )
+
+    def _norms(
+        self,
+        terms: list[tuple[float, JacobianFactors]],
+        columns: JacobianFactors,
+        coefficient: Coefficient,
+        scale: float,
+    ) -> Tensor:
+        """``kappa_t`` of each evaluation row over the (sampled) training columns."""
+        settings = self.kernels
+        n_rows = len(terms[0][1])
+        totals = torch.zeros(n_rows, dtype=torch.float64, device=self.offset.device)
+        for rows, _, block in kernel_blocks(terms, columns, coefficient):
+            squares = block.double().mul_(scale).square_().sum(dim=(2, 3))
+            if settings.norm == KernelNorm.L1:
+                totals[rows] += squares.sqrt_().sum(dim=1)
+            else:
+                totals[rows] += squares.sum(dim=1)
+        n_train = settings.X_train.shape[0]
+        n_columns = len(columns)
+        if settings.norm == KernelNorm.L1:
+            return totals * (n_train / n_columns)
+        return (totals * (n_train / n_columns)).sqrt_()
+
+    # -- results -----------------------------------------------------------------------
+
+    def result(self, final_params: Params) -> ReplayResult:
+        """Collect what was tracked, once :func:`train` has returned ``final_params``."""
+        initial_params = self.initial.params
+        displacement = tuple(b - a for a, b in zip(initial_params, final_params))
+        with torch.no_grad():
+            linearized = self.offset + self.initial.jvp([displacement])[0].double()
+
+        def numpy(tensor: Tensor | None) -> np.ndarray | None:
+            return None if tensor is None else tensor.detach().cpu().numpy()
+
+        predictions = {order: numpy(self.offset + total) for order, total in self.sums.items()}
+        result = ReplayResult(
+            offset=numpy(self.offset),
+            predictions=predictions,
+            linearized=numpy(linearized),
+            final_output=numpy(self.previous.output.double()),
+            final_params=final_params,
+        )
+        if self.kernels is not None:
+            result.contributions = numpy(self.contributions)
+            result.unattributed = numpy(self.unattributed)
+            result.kernel_norms = numpy(self.kernel_norms)
+            result.train_kernel_norms = numpy(self.train_kernel_norms)
+            if self.kernels.smoother:
+                result.smoother = numpy(self.smoother)
+                result.train_smoother = numpy(self.train_smoother)
+        return result
