@@ -238,19 +238,22 @@ def _predict(estimator, data: PreparedData) -> tuple[np.ndarray, np.ndarray | No
 def lens_for(estimator, data: PreparedData, y_fit: np.ndarray):
     """The kernel lens of a fitted estimator, or None when it has none.
 
-    Telescoping networks are their own lens; a supported booster is wrapped in a TreeLens
-    over the data it was fitted on.
+    Decided by capability: telescoping networks (and any estimator with a kernel view) are
+    their own lens; a booster whose class TreeLens supports is wrapped in a TreeLens over
+    the data it was fitted on, unless one of its settings breaks the kernel identity.
     """
-    if hasattr(estimator, "kernel_view"):
-        return estimator
     from tabscope.models import TreeLens
+    from tabscope.models.networks import is_telescoping_network
+    from tabscope.models.tree_lens import UnsupportedBoosterError
 
+    if is_telescoping_network(estimator) or hasattr(estimator, "kernel_view"):
+        return estimator
+    if not TreeLens.supports(estimator):
+        return None
     try:
         return TreeLens.from_fitted(estimator, data.X_train, y_fit)
-    except (TypeError, ValueError) as exc:
-        if "not supported" in str(exc).lower() or "unsupported" in str(exc).lower():
-            return None
-        raise
+    except UnsupportedBoosterError:
+        return None
 
 
 def top_contributions(
