@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.model_selection import train_test_split
 
-from ._tree_kernel import BoosterAdapter, BoosterStructure
+from ._booster_adapter import BoosterAdapter, BoosterStructure, UnsupportedBoosterError
 
 __all__ = ["HistGradientBoostingAdapter", "predictor_leaves"]
 
@@ -33,8 +33,8 @@ _DENOMINATOR_EPSILON = 1e-15
 _BITS = 32  # bits per word of scikit-learn's categorical bitsets
 
 
-def _unsupported(setting: str, why: str) -> ValueError:
-    return ValueError(
+def _unsupported(setting: str, why: str) -> UnsupportedBoosterError:
+    return UnsupportedBoosterError(
         f"scikit-learn HistGradientBoosting {setting} is not supported by TreeLens: {why}"
     )
 

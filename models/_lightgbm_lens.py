@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._tree_kernel import BoosterAdapter, BoosterStructure
+from ._booster_adapter import BoosterAdapter, BoosterStructure, UnsupportedBoosterError
 
 __all__ = ["LightGBMAdapter", "model_parameters"]
 
@@ -49,8 +49,8 @@ def model_parameters(model_string: str) -> dict[str, str]:
     return parameters
 
 
-def _unsupported(setting: str, why: str) -> ValueError:
-    return ValueError(f"LightGBM {setting} is not supported by TreeLens: {why}")
+def _unsupported(setting: str, why: str) -> UnsupportedBoosterError:
+    return UnsupportedBoosterError(f"LightGBM {setting} is not supported by TreeLens: {why}")
 
 
 def _number(parameters: dict[str, str], name: str, default: float = 0.0) -> float:

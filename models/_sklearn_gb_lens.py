@@ -1,7 +1,7 @@
 """scikit-learn ``GradientBoostingRegressor`` / ``GradientBoostingClassifier`` as tree kernels.
 
 Each stage fits a regression tree to the negative gradient and then replaces its leaf values
-by a Newton step (DESIGN.md 1.4), applied with the learning rate:
+by a Newton step (docs/design.md §1.4), applied with the learning rate:
 
 - squared error: the leaf mean of ``y - f``, i.e. ``-G / n_l`` (``h = 1``, no L2);
 - binary log-loss: ``-G / H`` with ``h = p (1 - p)``;
@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
-from ._tree_kernel import BoosterAdapter, BoosterStructure
+from ._booster_adapter import BoosterAdapter, BoosterStructure, UnsupportedBoosterError
 
 __all__ = ["GradientBoostingAdapter"]
 
 _LOSSES = ("squared_error", "log_loss")
 
 
-def _unsupported(setting: str, why: str) -> ValueError:
-    return ValueError(
+def _unsupported(setting: str, why: str) -> UnsupportedBoosterError:
+    return UnsupportedBoosterError(
         f"scikit-learn GradientBoosting {setting} is not supported by TreeLens: {why}"
     )
 

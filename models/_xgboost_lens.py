@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._tree_kernel import BoosterAdapter, BoosterStructure
+from ._booster_adapter import BoosterAdapter, BoosterStructure, UnsupportedBoosterError
 
 __all__ = ["XGBoostAdapter", "is_xgboost_model"]
 
@@ -35,8 +35,8 @@ def is_xgboost_model(model: Any) -> bool:
     return type(model).__module__.split(".")[0] == "xgboost"
 
 
-def _unsupported(setting: str, why: str) -> ValueError:
-    return ValueError(f"XGBoost {setting} is not supported by TreeLens: {why}")
+def _unsupported(setting: str, why: str) -> UnsupportedBoosterError:
+    return UnsupportedBoosterError(f"XGBoost {setting} is not supported by TreeLens: {why}")
 
 
 def _float_list(text: str) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The common form of every lens model: an additive, kernel-weighted sum over training data.
 
 A :class:`KernelView` is what a network or a boosted ensemble looks like through the
-telescoping lens (DESIGN.md 1.3): for each evaluation point ``x`` its prediction is
+telescoping lens (docs/design.md §1.3): for each evaluation point ``x`` its prediction is
 
     prediction(x) = offset(x) + sum_i contributions(x, i) + unattributed(x)
 
@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tabscope.validation import one_of, validate_parameters
+from tabscope.vocabulary import KernelNorm, Loss
+
 __all__ = ["KernelView"]
+
+_NORM = {"norm": [one_of(KernelNorm)]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +51,7 @@ class KernelView:
     train_kernel_norms : ndarray of shape (n, c)
         The same for the training examples themselves.
     smoother : ndarray of shape (m, n) or None
-        Linear-smoother weights ``s_T(x)`` (squared loss only, DESIGN.md 1.6).
+        Linear-smoother weights ``s_T(x)`` (squared loss only, docs/design.md §1.6).
     loss : {"squared_error", "log_loss"}
         The training loss whose gradients the contributions carry.
     norm : {"l1", "l2"}
@@ -63,8 +68,8 @@ class KernelView:
     kernel_norms: np.ndarray
     train_kernel_norms: np.ndarray
     smoother: np.ndarray | None = None
-    loss: str = "squared_error"
-    norm: str = "l1"
+    loss: str = Loss.SQUARED_ERROR.value
+    norm: str = KernelNorm.L1.value
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -98,8 +103,7 @@ class KernelView:
                 f"smoother must have shape {(m, self.n_train)}, "
                 f"got {np.asarray(self.smoother).shape}"
             )
-        if self.norm not in ("l1", "l2"):
-            raise ValueError(f"norm must be 'l1' or 'l2', got {self.norm!r}")
+        validate_parameters(_NORM, {"norm": self.norm}, caller="KernelView")
 
     @property
     def n_eval(self) -> int:
@@ -142,7 +146,7 @@ class KernelView:
         return float(np.max(np.abs(self.reconstruction() - prediction), initial=0.0) / scale)
 
     def check_identity(self, rtol: float = 1e-5) -> None:
-        """Raise AssertionError unless the identity of DESIGN.md 1.3 holds to ``rtol``."""
+        """Raise AssertionError unless the identity of docs/design.md §1.3 holds to ``rtol``."""
         error = self.identity_error()
         if not error <= rtol:
             raise AssertionError(

@@ -67,7 +67,7 @@ class ModelSpec:
     defaults : dict
         Parameters applied before the suite's own, for both tasks.
     preprocessing : {"network", "tree"}
-        Feature preprocessing the estimator expects (DESIGN.md section 3).
+        Feature preprocessing the estimator expects (docs/design.md §3).
     role : {"network", "tree", "other"}
         Side the model takes in network-versus-tree comparisons.
     seed_param : str or None

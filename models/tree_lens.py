@@ -1,4 +1,4 @@
-"""Gradient-boosted trees through the telescoping lens (DESIGN.md 1.4-1.6).
+"""Gradient-boosted trees through the telescoping lens (docs/design.md §1.4-1.6).
 
 :class:`TreeLens` wraps an XGBoost, LightGBM or scikit-learn booster and exposes it as a
 :class:`~tabscope.models.KernelView`: the boosted prediction written as its initial score
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -28,66 +29,31 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._tree_kernel import (
+from tabscope.validation import Interval, one_of, validate_parameters
+from tabscope.vocabulary import KernelNorm
+
+from ._booster_adapter import (
+    SUPPORTED_BOOSTERS,
     BoosterAdapter,
-    build_kernel_view,
-    fit_tree_kernel,
-    round_kernel_weights,
+    UnsupportedBoosterError,
+    adapter_class,
 )
+from ._tree_replay import fit_tree_kernel
+from ._tree_view import build_kernel_view, round_kernel_weights
 from .kernel_view import KernelView
 
-__all__ = ["TreeLens", "SUPPORTED_BOOSTERS"]
+__all__ = ["TreeLens", "SUPPORTED_BOOSTERS", "UnsupportedBoosterError"]
 
-SUPPORTED_BOOSTERS = (
-    "xgboost.XGBRegressor",
-    "xgboost.XGBClassifier",
-    "lightgbm.LGBMRegressor",
-    "lightgbm.LGBMClassifier",
-    "sklearn.ensemble.HistGradientBoostingRegressor",
-    "sklearn.ensemble.HistGradientBoostingClassifier",
-    "sklearn.ensemble.GradientBoostingRegressor",
-    "sklearn.ensemble.GradientBoostingClassifier",
-)
-
-
-def _adapter_class(model: Any) -> type[BoosterAdapter]:
-    """The adapter for a booster instance; TypeError for anything unsupported."""
-    library = type(model).__module__.split(".")[0]
-    if library == "xgboost":
-        import xgboost
-
-        from ._xgboost_lens import XGBoostAdapter
-
-        if isinstance(model, (xgboost.XGBRegressor, xgboost.XGBClassifier)):
-            return XGBoostAdapter
-    elif library == "lightgbm":
-        import lightgbm
-
-        from ._lightgbm_lens import LightGBMAdapter
-
-        if isinstance(model, (lightgbm.LGBMRegressor, lightgbm.LGBMClassifier)):
-            return LightGBMAdapter
-    elif library == "sklearn":
-        from sklearn.ensemble import (
-            GradientBoostingClassifier,
-            GradientBoostingRegressor,
-            HistGradientBoostingClassifier,
-            HistGradientBoostingRegressor,
-        )
-
-        if isinstance(model, (HistGradientBoostingRegressor, HistGradientBoostingClassifier)):
-            from ._hist_gradient_boosting_lens import HistGradientBoostingAdapter
-
-            return HistGradientBoostingAdapter
-        if isinstance(model, (GradientBoostingRegressor, GradientBoostingClassifier)):
-            from ._sklearn_gb_lens import GradientBoostingAdapter
-
-            return GradientBoostingAdapter
-    raise TypeError(
-        f"estimator must be one of {', '.join(SUPPORTED_BOOSTERS)}; "
-        f"{type(model).__module__}.{type(model).__name__} is not supported by TreeLens"
-    )
-
+_KERNEL_VIEW_CONSTRAINTS = {
+    "norm": [one_of(KernelNorm)],
+    "smoother": ["boolean"],
+    "max_smoother_train": [Interval(Integral, 1, None, closed="left")],
+    "n_jobs": [
+        Interval(Integral, 1, None, closed="left"),
+        Interval(Integral, None, -1, closed="right"),
+        None,
+    ],
+}
 
 def _is_dataframe(X: Any) -> bool:
     return hasattr(X, "columns") and hasattr(X, "iloc")
@@ -110,7 +76,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
     Round ``t`` of a booster fits, for each output ``k``, a tree whose leaf values are Newton
     steps ``v_l = -eta sum_{i in l} g_it / (sum_{i in l} h_it + lambda)``, so the update it
     adds at ``x`` is ``-sum_i eta K^tree_t(x, x_i) g_it`` with
-    ``K^tree_t(x, x_i) = 1{l_t(x) = l_t(x_i)} / (H_{t, l_t(x)} + lambda)`` (DESIGN.md 1.4).
+    ``K^tree_t(x, x_i) = 1{l_t(x) = l_t(x_i)} / (H_{t, l_t(x)} + lambda)`` (docs/design.md §1.4).
     ``TreeLens`` fits (or wraps) such a booster, replays it on its training set to recover
     the per-round gradients ``g_it`` and hessians ``h_it`` exactly as the library used them,
     verifies that the replay reproduces every leaf value, and returns the decomposition as
@@ -242,12 +208,12 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
     def _attach(
         self,
         estimator: Any,
-        adapter_class: type[BoosterAdapter],
+        adapter_type: type[BoosterAdapter],
         X: Any,
         target: np.ndarray,
         classes: np.ndarray | None,
     ) -> None:
-        adapter = adapter_class(estimator, target)
+        adapter = adapter_type(estimator, target)
         structure = adapter.structure
         if classes is not None and structure.n_outputs > 1 and len(classes) > structure.n_outputs:
             raise ValueError(
@@ -261,6 +227,20 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         self.n_outputs_ = structure.n_outputs
         self.n_rounds_ = structure.n_rounds
         self.loss_ = structure.loss
+
+    @staticmethod
+    def supports(model: Any) -> bool:
+        """Whether ``model``'s class is a booster TreeLens can decompose.
+
+        A capability check on the class alone (the adapter table), so it needs no fitting.
+        A supported class may still carry a setting that breaks the kernel identity:
+        :meth:`fit` and :meth:`from_fitted` then raise :class:`UnsupportedBoosterError`.
+        """
+        try:
+            adapter_class(model)
+        except TypeError:
+            return False
+        return True
 
     # -- fitting -----------------------------------------------------------------------
 
@@ -286,13 +266,13 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         ValueError
             If a setting of ``estimator`` breaks the kernel identity; the message names it.
         """
-        adapter_class = _adapter_class(self.estimator)
+        adapter = adapter_class(self.estimator)
         X_fit, y = self._validate_inputs(X, y, reset=True)
         target, classes = self._encode_target(y, None)
         # Classifiers are fitted on class codes: every library then agrees on the
         # class order, and XGBoost (which needs codes 0..K-1) accepts any labels.
         estimator = clone(self.estimator).fit(X_fit, target if classes is not None else y)
-        self._attach(estimator, adapter_class, X_fit, target, classes)
+        self._attach(estimator, adapter, X_fit, target, classes)
         return self
 
     @classmethod
@@ -325,7 +305,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             from ``(X_train, y_train)`` do not reproduce the model's (other training data,
             sample weights, an initial margin).
         """
-        adapter_class = _adapter_class(model)
+        adapter = adapter_class(model)
         check_is_fitted(
             model, msg=f"model {type(model).__name__} must be fitted before from_fitted"
         )
@@ -338,7 +318,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             )
         classes = np.asarray(model.classes_) if is_classifier(model) else None
         target, classes = lens._encode_target(y, classes)
-        lens._attach(model, adapter_class, X_fit, target, classes)
+        lens._attach(model, adapter, X_fit, target, classes)
         return lens
 
     # -- delegation --------------------------------------------------------------------
@@ -426,7 +406,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         *,
         norm: str = "l1",
         smoother: bool = False,
-        smoother_max_n: int = 5000,
+        max_smoother_train: int = 5000,
         n_jobs: int | None = None,
     ) -> KernelView:
         """The booster on ``X`` as offset plus training examples' contributions.
@@ -438,11 +418,11 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         norm : {"l1", "l2"}, default="l1"
             Norm over the training examples of each round's kernel weights
             ``eta K^tree_t(x, .)`` (Frobenius norm of the diagonal ``K x K`` block for
-            multiclass), DESIGN.md 1.5.
+            multiclass), docs/design.md §1.5.
         smoother : bool, default=False
             Also return the linear-smoother weights ``s_T(x)`` (squared loss only,
-            DESIGN.md 1.6). Costs ``O(T n^2)`` time and ``n x n`` memory.
-        smoother_max_n : int, default=5000
+            docs/design.md §1.6). Costs ``O(T n^2)`` time and ``n x n`` memory.
+        max_smoother_train : int, default=5000
             Largest training set for which ``smoother=True`` is allowed.
         n_jobs : int, default=None
             Threads for the contribution matrix: None means 1, -1 all processors. The
@@ -460,17 +440,15 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
         ------
         ValueError
             If ``norm`` is not ``"l1"`` or ``"l2"``, if ``smoother=True`` for a log-loss
-            booster, or if the training set exceeds ``smoother_max_n``.
+            booster, or if the training set exceeds ``max_smoother_train``.
         """
         check_is_fitted(self)
-        if norm not in ("l1", "l2"):
-            raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
-        if not isinstance(smoother, (bool, np.bool_)):
-            raise TypeError(f"smoother must be a bool, got {type(smoother).__name__}")
+        arguments = dict(
+            norm=norm, smoother=smoother, max_smoother_train=max_smoother_train, n_jobs=n_jobs
+        )
+        validate_parameters(_KERNEL_VIEW_CONSTRAINTS, arguments, caller="TreeLens.kernel_view")
         if n_jobs is None:
             n_jobs = 1
-        elif not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0:
-            raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
         elif n_jobs < 0:
             n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
         X_in, _ = self._validate_inputs(X, reset=False)
@@ -479,7 +457,7 @@ class TreeLens(MetaEstimatorMixin, BaseEstimator):
             X_in,
             norm=norm,
             smoother=bool(smoother),
-            smoother_max_n=smoother_max_n,
+            max_smoother_train=max_smoother_train,
             n_jobs=int(n_jobs),
         )
 

@@ -23,7 +23,8 @@ from threadpoolctl import threadpool_limits
 
 from tabscope.models import KernelView, TreeLens
 from tabscope.models._hist_gradient_boosting_lens import predictor_leaves
-from tabscope.models._tree_kernel import (
+from tabscope.models.tree_lens import UnsupportedBoosterError
+from tabscope.models._tree_view import (
     _multi_output_l1_norms,
     _subset_count_l1_norms,
     build_kernel_view,
@@ -353,8 +354,8 @@ def test_smoother_reproduces_predictions_without_offset():
     lens = TreeLens(model).fit(X_train, y_train)
     view = lens.kernel_view(X_test, smoother=True)
     assert relative_error(view.smoother @ y_train, view.prediction) <= 1e-6
-    with pytest.raises(ValueError, match="smoother_max_n"):
-        lens.kernel_view(X_test, smoother=True, smoother_max_n=100)
+    with pytest.raises(ValueError, match="max_smoother_train"):
+        lens.kernel_view(X_test, smoother=True, max_smoother_train=100)
 
 
 def test_smoother_is_refused_for_log_loss():
@@ -429,17 +430,21 @@ def test_unsupported_estimator_is_a_type_error():
         TreeLens(Ridge()).fit(X_train, y_train)
     with pytest.raises(TypeError, match="not supported"):
         TreeLens.from_fitted(Ridge().fit(X_train, y_train), X_train, y_train)
+    assert not TreeLens.supports(Ridge())
+    assert TreeLens.supports(xgboost.XGBRegressor()) and TreeLens.supports(lightgbm.LGBMClassifier())
 
 
 def test_bad_arguments_are_named():
     X_train, y_train, X_test, _ = load("regression", "diabetes")
     lens = TreeLens(xgboost.XGBRegressor(n_estimators=3)).fit(X_train, y_train)
-    with pytest.raises(ValueError, match="norm"):
+    with pytest.raises(ValueError, match="'norm' parameter of TreeLens.kernel_view"):
         lens.kernel_view(X_test, norm="max")
-    with pytest.raises(ValueError, match="round_index"):
+    with pytest.raises(ValueError, match=r"'round_index' parameter .* range \[1, 3\]"):
         lens.kernel_weights(X_test, 0)
-    with pytest.raises(ValueError, match="n_jobs"):
+    with pytest.raises(ValueError, match="'n_jobs' parameter of TreeLens.kernel_view"):
         lens.kernel_view(X_test, n_jobs=0)
+    with pytest.raises(TypeError, match="'smoother' parameter of TreeLens.kernel_view"):
+        lens.kernel_view(X_test, smoother="yes")
     with pytest.raises(ValueError, match="features"):
         lens.kernel_view(X_test[:, :5])
 
@@ -484,10 +489,11 @@ def test_unsupported_settings_raise_naming_them(library, task, params, setting):
     X_train, y_train, _, _ = load(task, dataset)
     model_task = "regression" if task == "regression" else "classification"
     make = LIBRARIES[library]["make"]
-    with pytest.raises(ValueError, match=f"{setting}.*not supported"):
+    with pytest.raises(UnsupportedBoosterError, match=f"{setting}.*not supported"):
         TreeLens(make(model_task, n_estimators=3, **params)).fit(X_train, y_train)
     model = make(model_task, n_estimators=3, **params).fit(X_train, y_train)
-    with pytest.raises(ValueError, match=f"{setting}.*not supported"):
+    assert TreeLens.supports(model)  # the class is; this setting is not
+    with pytest.raises(UnsupportedBoosterError, match=f"{setting}.*not supported"):
         TreeLens.from_fitted(model, X_train, y_train)
 
 
