@@ -1,5 +1,5 @@
-"""Scores of one cell's predictions: rmse, mae, r2 for regression; accuracy, log_loss, roc_auc
-for classification."""
+"""Scores of one cell's predictions: the :class:`~tabscope.vocabulary.Metric` members of its
+task (rmse, mae, r2 for regression; accuracy, log_loss, roc_auc for classification)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 from sklearn import metrics as skm
+
+from tabscope.vocabulary import Metric
 
 __all__ = ["classification_scores", "regression_scores"]
 
@@ -16,9 +18,9 @@ def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(y_true.shape)
     return {
-        "rmse": math.sqrt(skm.mean_squared_error(y_true, y_pred)),
-        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-        "r2": float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else math.nan,
+        Metric.RMSE: math.sqrt(skm.mean_squared_error(y_true, y_pred)),
+        Metric.MAE: float(skm.mean_absolute_error(y_true, y_pred)),
+        Metric.R2: float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else math.nan,
     }
 
 
@@ -32,17 +34,17 @@ def classification_scores(
     averaged, for more than two classes, and NaN when the test set lacks a class.
     """
     y_true = np.asarray(y_true)
-    scores = {"accuracy": float(skm.accuracy_score(y_true, y_pred)),
-              "log_loss": math.nan, "roc_auc": math.nan}
+    scores = {Metric.ACCURACY: float(skm.accuracy_score(y_true, y_pred)),
+              Metric.LOG_LOSS: math.nan, Metric.ROC_AUC: math.nan}
     if proba is None:
         return scores
     labels = np.arange(n_classes)
-    scores["log_loss"] = float(skm.log_loss(y_true, proba, labels=labels))
+    scores[Metric.LOG_LOSS] = float(skm.log_loss(y_true, proba, labels=labels))
     if len(np.unique(y_true)) == n_classes:
         if n_classes == 2:
-            scores["roc_auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
+            scores[Metric.ROC_AUC] = float(skm.roc_auc_score(y_true, proba[:, 1]))
         else:
-            scores["roc_auc"] = float(
+            scores[Metric.ROC_AUC] = float(
                 skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
             )
     return scores

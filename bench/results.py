@@ -5,12 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tabscope.vocabulary import Metric, Task
+
 from .store import METRIC_COLUMNS
 
 __all__ = ["PRIMARY_METRIC", "score_table", "summarise_scores"]
 
-#: The metric each task is ranked by, and whether larger is better.
-PRIMARY_METRIC = {"regression": ("rmse", False), "classification": ("accuracy", True)}
+#: The metric each task is ranked by, and whether larger is better (from :class:`Metric`).
+PRIMARY_METRIC = {
+    task.value: (Metric.primary(task).value, Metric.primary(task).greater_is_better)
+    for task in Task
+}
 
 
 def summarise_scores(cells: pd.DataFrame) -> pd.DataFrame:
@@ -40,16 +45,12 @@ def _format(mean: float, std: float) -> str:
 
 def score_table(cells: pd.DataFrame) -> pd.DataFrame:
     """A display table: one row per (dataset, model), metrics as ``mean ± std`` strings."""
-    # Imported here: the suite module loads the model registry (and torch), which readers of
-    # finished results such as the report do not otherwise need.
-    from .suite import METRICS
-
     summary = summarise_scores(cells)
     rows = []
     for _, row in summary.iterrows():
         out = {"task": row["task"], "dataset": row["dataset_name"], "model": row["model"]}
         for metric in METRIC_COLUMNS:
-            if f"{metric}_mean" in summary and metric in METRICS[row["task"]]:
+            if f"{metric}_mean" in summary and Metric(metric).task == row["task"]:
                 out[metric] = _format(row[f"{metric}_mean"], row[f"{metric}_std"])
         out["fit s"] = _format(row["fit_seconds_mean"], row["fit_seconds_std"])
         out["seeds ok"] = f"{row['n_ok']}/{row['n_ok'] + row['n_failed']}"

@@ -34,14 +34,18 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
+from numbers import Integral, Real
 from pathlib import Path
 
 from tabscope.models.registry import ModelSpec, resolve_model_spec
+from tabscope.validation import Interval, InvalidParameterError, one_of, validate_parameters
+from tabscope.vocabulary import Analysis, IrregularityMethod, KernelNorm, Metric, Task, choices
 
 __all__ = [
     "ANALYSES",
+    "ANALYSIS_CONSTRAINTS",
     "METRICS",
     "AnalysisSettings",
     "ModelEntry",
@@ -52,12 +56,11 @@ __all__ = [
     "load_suite",
 ]
 
-METRICS = {
-    "regression": ("rmse", "mae", "r2"),
-    "classification": ("accuracy", "log_loss", "roc_auc"),
-}
-ANALYSES = ("irregularity", "effective_parameters", "fidelity")
-IRREGULARITY_METHODS = ("knn", "mahalanobis", "isolation_forest")
+#: The metrics stored for each task, in table order (from :class:`Metric`).
+METRICS = {task.value: tuple(m.value for m in Metric.of_task(task))
+           for task in Task}
+#: The analyses a suite can ask for (from :class:`Analysis`).
+ANALYSES = choices(Analysis)
 
 _TOP_KEYS = {
     "name", "description", "datasets", "fallback_datasets", "seeds", "metrics", "analyses", "compare",
@@ -72,7 +75,7 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """How each dataset is split (DESIGN.md section 3)."""
+    """How each dataset is split (docs/design.md §3)."""
 
     test_size: float = 0.2
     valid_size: float = 0.1
@@ -81,19 +84,30 @@ class SplitSettings:
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """Sizes and options of the lens analyses (DESIGN.md 1.5, 1.6).
+    """Sizes and options of the lens analyses (docs/design.md §1.5, §1.6).
 
-    ``max_eval`` test examples and ``max_train`` training examples are drawn (seeded) for
-    kernel views; ``max_smoother_train`` caps n for the O(n^2) effective-parameter smoother.
+    ``max_eval`` test examples are drawn (seeded) for kernel views; ``max_smoother_train``
+    caps n for the O(n^2) effective-parameter smoother. The accepted values are the table
+    :data:`ANALYSIS_CONSTRAINTS`.
     """
 
     max_eval: int = 300
-    max_train: int = 2_000
     max_smoother_train: int = 1_500
-    irregularity_method: str = "knn"
+    irregularity_method: str = IrregularityMethod.KNN.value
     quantile: float = 0.9
     n_redraws: int = 20
-    norm: str = "l1"
+    norm: str = KernelNorm.L1.value
+
+
+#: What each ``[analysis]`` setting accepts, in scikit-learn's constraint language.
+ANALYSIS_CONSTRAINTS = {
+    "max_eval": [Interval(Integral, 1, None, closed="left")],
+    "max_smoother_train": [Interval(Integral, 1, None, closed="left")],
+    "irregularity_method": [one_of(IrregularityMethod)],
+    "quantile": [Interval(Real, 0, 1, closed="neither")],
+    "n_redraws": [Interval(Integral, 1, None, closed="left")],
+    "norm": [one_of(KernelNorm)],
+}
 
 
 @dataclass(frozen=True)
@@ -191,32 +205,20 @@ def _parse_split(table: dict) -> SplitSettings:
 
 def _parse_analysis(table: dict) -> AnalysisSettings:
     _check_type(table, dict, "[analysis]", "a table")
+    _check_keys(table, set(ANALYSIS_CONSTRAINTS), "[analysis]")
+    for key, value in table.items():
+        # TOML booleans are Python ints; a `true` where a number belongs is a typo, not a 1.
+        if isinstance(value, bool):
+            raise SuiteError(f"analysis.{key} must not be a boolean, got {value!r}")
+    try:
+        validate_parameters(ANALYSIS_CONSTRAINTS, table, caller="[analysis]")
+    except InvalidParameterError as exc:
+        raise SuiteError(str(exc)) from None
     defaults = AnalysisSettings()
-    allowed = set(AnalysisSettings.__dataclass_fields__)
-    _check_keys(table, allowed, "[analysis]")
-    values = {}
-    for key in allowed:
-        default = getattr(defaults, key)
-        value = table.get(key, default)
-        if isinstance(default, int):
-            _check_type(value, int, f"analysis.{key}", "a positive integer")
-            if value < 1:
-                raise SuiteError(f"analysis.{key} must be a positive integer, got {value}")
-        elif isinstance(default, float):
-            _check_type(value, (int, float), f"analysis.{key}", "a number in (0, 1)")
-            if not 0 < value < 1:
-                raise SuiteError(f"analysis.{key} must be in (0, 1), got {value}")
-        else:
-            _check_type(value, str, f"analysis.{key}", "a string")
-        values[key] = value
-    if values["irregularity_method"] not in IRREGULARITY_METHODS:
-        raise SuiteError(
-            f"analysis.irregularity_method must be one of {IRREGULARITY_METHODS}, "
-            f"got {values['irregularity_method']!r}"
-        )
-    if values["norm"] not in ("l1", "l2"):
-        raise SuiteError(f"analysis.norm must be 'l1' or 'l2', got {values['norm']!r}")
-    return AnalysisSettings(**values)
+    return AnalysisSettings(**{
+        setting.name: table.get(setting.name, getattr(defaults, setting.name))
+        for setting in fields(AnalysisSettings)
+    })
 
 
 def _parse_models(table: dict) -> tuple[ModelEntry, ...]:
@@ -263,7 +265,7 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
     metrics = data.get("metrics")
     if metrics is not None:
         _check_type(metrics, list, "metrics", "a list of metric names")
-        known = METRICS["regression"] + METRICS["classification"]
+        known = choices(Metric)
         for metric in metrics:
             if metric not in known:
                 raise SuiteError(f"unknown metric {metric!r} in metrics; known metrics: {list(known)}")
@@ -285,7 +287,7 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
                     f"compare names model {model!r}, which is not in [models] ({sorted(names)})"
                 )
         pairs.append(tuple(pair))
-    if "irregularity" in analyses and not pairs:
+    if Analysis.IRREGULARITY in analyses and not pairs:
         raise SuiteError("the 'irregularity' analysis needs at least one compare pair")
     return Suite(
         name=name,

@@ -1,6 +1,6 @@
 """Comparisons computed from stored cell scores: best per dataset, average ranks, win/tie/loss.
 
-All statistics use the task's primary metric (``tabscope.bench.results.PRIMARY_METRIC``:
+All statistics use the task's primary metric (:meth:`tabscope.vocabulary.Metric.primary`:
 RMSE for regression, accuracy for classification) aggregated over seeds by
 :func:`tabscope.bench.results.summarise_scores`; only cells with status "ok" count.
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tabscope.bench.results import PRIMARY_METRIC, summarise_scores
+from tabscope.bench.results import summarise_scores
+from tabscope.vocabulary import Metric, Task, choices
 
 __all__ = [
     "METRIC_LABELS",
@@ -28,14 +29,14 @@ __all__ = [
 
 #: Axis and column labels of the stored metrics, with units and direction.
 METRIC_LABELS = {
-    "rmse": "RMSE (target units, lower is better)",
-    "mae": "MAE (target units, lower is better)",
+    Metric.RMSE: "RMSE (target units, lower is better)",
+    Metric.MAE: "MAE (target units, lower is better)",
     "mse": "MSE (squared target units, lower is better)",
-    "r2": "R² (1 = perfect, higher is better)",
-    "accuracy": "accuracy (fraction correct, higher is better)",
+    Metric.R2: "R² (1 = perfect, higher is better)",
+    Metric.ACCURACY: "accuracy (fraction correct, higher is better)",
     "error_rate": "error rate (fraction wrong, lower is better)",
-    "log_loss": "log loss (nats, lower is better)",
-    "roc_auc": "ROC AUC (higher is better)",
+    Metric.LOG_LOSS: "log loss (nats, lower is better)",
+    Metric.ROC_AUC: "ROC AUC (higher is better)",
 }
 
 #: The tie rule as the report states it.
@@ -79,7 +80,10 @@ def primary_scores(cells: pd.DataFrame) -> pd.DataFrame:
     roles = dict(zip(cells["model"], cells["role"]))
     rows = []
     for _, row in summary.iterrows():
-        metric, higher = PRIMARY_METRIC.get(row["task"], (None, False))
+        metric, higher = None, False
+        if row["task"] in choices(Task):
+            primary = Metric.primary(row["task"])
+            metric, higher = primary.value, primary.greater_is_better
         mean = float(row.get(f"{metric}_mean", np.nan)) if metric else np.nan
         std = float(row.get(f"{metric}_std", np.nan)) if metric else np.nan
         rows.append({
