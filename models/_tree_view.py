@@ -334,7 +334,8 @@ def _smoother(
     if n > max_smoother_train:
         raise ValueError(
             f"smoother=True needs n x n smoother weights over the training set; n = {n} "
-            f"exceeds max_smoother_train = {max_smoother_train} (raise it if {n}^2 floats fit in memory)"
+            f"exceeds max_smoother_train = {max_smoother_train} (raise it if {n}^2 floats "
+            "fit in memory)"
         )
     m = eval_nodes.shape[0]
     bag = np.flatnonzero(kernel.in_bag)

@@ -373,10 +373,10 @@ _NET_PARAMETERS_DOC = """\
         are never updated): the lens needs the network to be a fixed function of its
         parameters.
     kernel_method : {"auto", "structured", "functional"}, default="auto"
-        Differentiation route (a :class:`~tabscope.vocabulary.KernelMethod`) for training and for the lens: "structured" for a
-        ``torch.nn.Sequential`` of Linear layers and elementwise activations
-        (ValueError for anything else), "functional" (torch.func) for any module,
-        "auto" the first that applies.
+        Differentiation route (a :class:`~tabscope.vocabulary.KernelMethod`) for
+        training and for the lens: "structured" for a ``torch.nn.Sequential`` of Linear
+        layers and elementwise activations (ValueError for anything else), "functional"
+        (torch.func) for any module, "auto" the first that applies.
 """
 
 

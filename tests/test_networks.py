@@ -165,7 +165,7 @@ def test_trapezoid_is_exact_for_a_network_quadratic_in_its_parameters():
 
 
 # ---------------------------------------------------------------------------------------
-# Acceptance 4: fidelity on diabetes (DESIGN.md 1.1)
+# Acceptance 4: fidelity on diabetes (docs/design.md §1.1)
 # ---------------------------------------------------------------------------------------
 
 
@@ -195,7 +195,7 @@ def test_fidelity_on_diabetes_matches_the_design_figures():
 
 
 # ---------------------------------------------------------------------------------------
-# Acceptance 8 and DESIGN 1.5: closed forms of the smoother and of the kernel norms
+# Acceptance 8 and docs/design.md §1.5: closed forms of the smoother and of the kernel norms
 # ---------------------------------------------------------------------------------------
 
 

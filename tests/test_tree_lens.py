@@ -346,7 +346,7 @@ def test_one_tree_has_as_many_effective_parameters_as_leaves(library):
 
 
 def test_smoother_reproduces_predictions_without_offset():
-    """With a zero initial score, f(x) = s_T(x)^T y exactly (DESIGN.md 1.6)."""
+    """With a zero initial score, f(x) = s_T(x)^T y exactly (docs/design.md §1.6)."""
     X_train, y_train, X_test, _ = load("regression", "diabetes")
     model = xgboost.XGBRegressor(
         n_estimators=15, max_depth=3, base_score=0.0, reg_lambda=2.0, n_jobs=1
@@ -431,7 +431,8 @@ def test_unsupported_estimator_is_a_type_error():
     with pytest.raises(TypeError, match="not supported"):
         TreeLens.from_fitted(Ridge().fit(X_train, y_train), X_train, y_train)
     assert not TreeLens.supports(Ridge())
-    assert TreeLens.supports(xgboost.XGBRegressor()) and TreeLens.supports(lightgbm.LGBMClassifier())
+    assert TreeLens.supports(xgboost.XGBRegressor())
+    assert TreeLens.supports(lightgbm.LGBMClassifier())
 
 
 def test_bad_arguments_are_named():
