@@ -2,8 +2,13 @@
 cell-level lens analyses. Runs inside workers; it never touches the results store.
 
 What a cell returns (:class:`CellOutcome`) is plain data: the row for the ``cells`` table,
-Parquet-ready frames, and rows for the ``analyses`` table that refer to those frames by name.
-The driver writes them.
+Parquet-ready frames, rows for the ``analyses`` table and, per analysis row, the names of
+the frames it refers to. The driver writes them through the store, which decides where the
+frames live (:meth:`~tabscope.bench.store.ResultsStore.write_arrays`).
+
+Everything a compared pair's analysis needs per example is computed here, once, in the
+worker: predictions, kernel norms and (on the network side of a pair) the irregularity
+scores of the evaluation rows in the preprocessed feature space (docs/design.md §1.5).
 """
 
 from __future__ import annotations
@@ -20,29 +25,15 @@ import numpy as np
 import pandas as pd
 
 from tabscope.datasets import Dataset, PreparedData, Split, prepare_data
+from tabscope.vocabulary import Analysis, CellJob, Preprocessing, Task
 
 from .metrics import classification_scores, regression_scores
+from .store import analysis_id, cell_id
 from .suite import AnalysisSettings, ModelEntry
 
 __all__ = ["CellOutcome", "CellTask", "cell_id", "evaluation_rows", "run_cell"]
 
 logger = logging.getLogger(__name__)
-
-
-def cell_id(dataset: str, model: str, seed: int) -> str:
-    """The key of a cell in the store."""
-    return f"{dataset}::{model}::{seed}"
-
-
-def analysis_id(analysis: str, dataset: str, seed: int, models: list[str]) -> str:
-    """The key of an analysis row in the store."""
-    return f"{analysis}::{dataset}::{seed}::{'+'.join(models)}"
-
-
-def storage_key(key: str) -> str:
-    """A file-system-safe folder name for a cell or analysis key."""
-    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:80]
-    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def now() -> str:
@@ -69,6 +60,9 @@ class CellTask:
     analyses: tuple[str, ...] = ()
     analysis_settings: AnalysisSettings = AnalysisSettings()
     n_threads: int | None = None
+    stores_irregularity_scores: bool = False
+    """Whether this cell is the network side of a compared pair: its kernel-norms job then
+    also stores the irregularity scores of the evaluation rows (docs/design.md §1.5)."""
 
     @property
     def cell_id(self) -> str:
@@ -78,21 +72,23 @@ class CellTask:
     def config_hash(self) -> str:
         """Hash of everything that defines this cell's results: a rerun skips the cell
         only while it is unchanged (model, split, metrics and analyses)."""
-        payload = json.dumps(
-            [self.model.config_hash(), self.split.hash, self.metrics, self.analyses,
-             dataclasses.asdict(self.analysis_settings)],
-            sort_keys=True,
-        )
+        parts = [self.model.config_hash(), self.split.hash, self.metrics, self.analyses,
+                 dataclasses.asdict(self.analysis_settings)]
+        if self.stores_irregularity_scores:
+            parts.append("irregularity_scores")
+        payload = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass
 class CellOutcome:
-    """A finished cell: its row, its frames and its analysis rows."""
+    """A finished cell: its row, its frames, its analysis rows and, per analysis row (by
+    its ``analysis`` name), the names of the frames that row refers to."""
 
     row: dict
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     analyses: list[dict] = field(default_factory=list)
+    arrays: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def failed_outcome(task: CellTask, error: str) -> CellOutcome:
@@ -152,7 +148,7 @@ def _run_cell(task: CellTask) -> CellOutcome:
     predictions, proba = _predict(estimator, data)
     predict_seconds = time.perf_counter() - started
 
-    if dataset.task == "regression":
+    if dataset.task == Task.REGRESSION:
         scores = regression_scores(data.y_test, predictions)
         frame = pd.DataFrame({"row": split.test, "y_true": data.y_test, "y_pred": predictions})
     else:
@@ -190,7 +186,7 @@ def _impute_if_needed(estimator, data: PreparedData) -> PreparedData:
     medians (fitted on the training part only).
     """
     has_nan = any(np.isnan(X).any() for X in (data.X_train, data.X_valid, data.X_test))
-    if data.kind != "tree" or not has_nan:
+    if data.kind != Preprocessing.TREE or not has_nan:
         return data
     try:
         allows_nan = estimator.__sklearn_tags__().input_tags.allow_nan
@@ -207,18 +203,21 @@ def _impute_if_needed(estimator, data: PreparedData) -> PreparedData:
     )
 
 
+def _scales_target(data: PreparedData) -> bool:
+    """Networks see a standardised regression target (docs/design.md §3)."""
+    return data.kind == Preprocessing.NETWORK and data.target_mean is not None
+
+
 def _fit_target(data: PreparedData) -> np.ndarray:
-    """Networks see a standardised regression target (DESIGN.md section 3)."""
-    if data.kind == "network" and data.target_mean is not None:
-        return (data.y_train - data.target_mean) / data.target_scale
-    return data.y_train
+    """The training target the estimator is fitted on (PreparedData's scaling for networks)."""
+    return data.scale_target(data.y_train) if _scales_target(data) else data.y_train
 
 
 def _predict(estimator, data: PreparedData) -> tuple[np.ndarray, np.ndarray | None]:
     if data.classes is None:
         predictions = np.asarray(estimator.predict(data.X_test), dtype=np.float64).reshape(-1)
-        if data.kind == "network" and data.target_mean is not None:
-            predictions = predictions * data.target_scale + data.target_mean
+        if _scales_target(data):
+            predictions = data.unscale_target(predictions)
         return predictions, None
     predictions = np.asarray(estimator.predict(data.X_test)).astype(np.int64)
     if not hasattr(estimator, "predict_proba"):
@@ -286,16 +285,29 @@ def top_contributions(
     return pd.DataFrame.from_records(records)
 
 
-def _analysis_row(task: CellTask, analysis: str, status: str, **extra) -> dict:
+def _analysis_row(task: CellTask, job: CellJob, status: str, **extra) -> dict:
     return {
-        "analysis_id": analysis_id(analysis, task.dataset.source, task.seed, [task.model.name]),
-        "analysis": analysis,
+        "analysis_id": analysis_id(job, task.dataset.source, task.seed, [task.model.name]),
+        "analysis": job.value,
         "dataset": task.dataset.source,
         "seed": task.seed,
         "models": json.dumps([task.model.name]),
         "status": status,
         "finished_at": now(),
     } | extra
+
+
+def _cell_jobs(task: CellTask, estimator) -> list[CellJob]:
+    """The per-cell jobs of the suite's analyses that apply to this cell."""
+    jobs = []
+    for analysis in map(Analysis, task.analyses):
+        job = analysis.cell_job
+        if job is CellJob.EFFECTIVE_PARAMETERS and task.dataset.task != Task.REGRESSION:
+            continue  # defined for squared loss only (docs/design.md §1.6)
+        if job is CellJob.FIDELITY and not hasattr(estimator, "telescoping_fidelity"):
+            continue
+        jobs.append(job)
+    return jobs
 
 
 def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: CellOutcome) -> None:
@@ -306,28 +318,22 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
     from . import analyses as lens_analyses
 
     settings = task.analysis_settings
-    wanted = set(task.analyses)
-    eval_rows = evaluation_rows(len(data.X_test), settings.max_eval, task.seed)
-    X_eval = data.X_test[eval_rows]
-    jobs = []
-    if "irregularity" in wanted:
-        jobs.append("kernel_norms")
-    if "effective_parameters" in wanted and task.dataset.task == "regression":
-        jobs.append("effective_parameters")  # defined for squared loss only (DESIGN.md 1.6)
-    if "fidelity" in wanted and hasattr(estimator, "telescoping_fidelity"):
-        jobs.append("fidelity")
+    jobs = _cell_jobs(task, estimator)
     if not jobs:
         return
+    eval_rows = evaluation_rows(len(data.X_test), settings.max_eval, task.seed)
+    X_eval = data.X_test[eval_rows]
 
-    def fail(job: str, exc: Exception) -> None:
+    def fail(job: CellJob, exc: Exception) -> None:
         logger.debug("analysis %s of %s failed", job, task.cell_id, exc_info=True)
         outcome.analyses.append(_analysis_row(task, job, "failed", error=f"{type(exc).__name__}: {exc}"))
 
-    def succeed(job: str, summary: dict, started: float, frame: str | None = None) -> None:
+    def succeed(job: CellJob, summary: dict, started: float, frames: dict | None = None) -> None:
         summary["seconds"] = time.perf_counter() - started
-        outcome.analyses.append(
-            _analysis_row(task, job, "ok", summary=json.dumps(summary), arrays_path=frame)
-        )
+        outcome.analyses.append(_analysis_row(task, job, "ok", summary=json.dumps(summary)))
+        if frames:
+            outcome.frames.update(frames)
+            outcome.arrays[job.value] = tuple(frames)
 
     try:
         lens = lens_for(estimator, data, _fit_target(data))
@@ -340,7 +346,7 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
 
     n_train = len(data.X_train)
     stacked = None
-    if "effective_parameters" in jobs:
+    if CellJob.EFFECTIVE_PARAMETERS in jobs:
         started = time.perf_counter()
         try:
             if n_train > settings.max_smoother_train:
@@ -359,11 +365,11 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
                 "n_train": n_train,
                 "n_eval": len(eval_rows),
             }
-            succeed("effective_parameters", summary, started)
+            succeed(CellJob.EFFECTIVE_PARAMETERS, summary, started)
         except Exception as exc:
-            fail("effective_parameters", exc)
+            fail(CellJob.EFFECTIVE_PARAMETERS, exc)
 
-    if "kernel_norms" in jobs:
+    if CellJob.KERNEL_NORMS in jobs:
         started = time.perf_counter()
         try:
             if stacked is not None:
@@ -374,15 +380,18 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
             train_norms = view.max_train_kernel_norms
             kappa_bar = lens_analyses.normalized_kernel_norms(norms, train_norms)
             train_kappa_bar = lens_analyses.normalized_kernel_norms(train_norms, train_norms)
-            outcome.frames["kernel_norms"] = pd.DataFrame(
-                {"row": task.split.test[eval_rows], "kappa": norms, "kappa_bar": kappa_bar}
-            )
-            outcome.frames["train_kernel_norms"] = pd.DataFrame(
-                {"row": task.split.train, "kappa": train_norms, "kappa_bar": train_kappa_bar}
-            )
-            outcome.frames["top_contributions"] = top_contributions(
-                view, offset, task.split.test[eval_rows], task.split.train
-            )
+            eval_dataset_rows = task.split.test[eval_rows]
+            frames = {
+                "kernel_norms": pd.DataFrame(
+                    {"row": eval_dataset_rows, "kappa": norms, "kappa_bar": kappa_bar}),
+                "train_kernel_norms": pd.DataFrame(
+                    {"row": task.split.train, "kappa": train_norms, "kappa_bar": train_kappa_bar}),
+                "top_contributions": top_contributions(
+                    view, offset, eval_dataset_rows, task.split.train),
+            }
+            if task.stores_irregularity_scores:
+                frames["irregularity_scores"] = pd.DataFrame(
+                    {"row": eval_dataset_rows, "score": _irregularity_scores(task, data, eval_rows)})
             summary = {
                 "mean_kappa_bar_test": float(np.mean(kappa_bar)),
                 "max_kappa_bar_test": float(np.max(kappa_bar)),
@@ -390,14 +399,28 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
                 "n_eval": len(eval_rows),
                 "norm": settings.norm,
             }
-            succeed("kernel_norms", summary, started, frame="kernel_norms")
+            succeed(CellJob.KERNEL_NORMS, summary, started, frames)
         except Exception as exc:
-            fail("kernel_norms", exc)
+            fail(CellJob.KERNEL_NORMS, exc)
 
-    if "fidelity" in jobs:
+    if CellJob.FIDELITY in jobs:
         started = time.perf_counter()
         try:
             fidelity = lens_analyses.fidelity_summary(estimator, X_eval)
-            succeed("fidelity", {key: float(value) for key, value in fidelity.items()}, started)
+            succeed(CellJob.FIDELITY, {key: float(value) for key, value in fidelity.items()},
+                    started)
         except Exception as exc:
-            fail("fidelity", exc)
+            fail(CellJob.FIDELITY, exc)
+
+
+def _irregularity_scores(task: CellTask, data: PreparedData, eval_rows: np.ndarray) -> np.ndarray:
+    """Irregularity of the evaluation rows, in the networks' preprocessed feature space
+    (docs/design.md §1.5), whatever this cell's own preprocessing."""
+    from .analyses import irregularity_scores
+
+    if data.kind != Preprocessing.NETWORK:
+        data = prepare_data(task.dataset, task.split, Preprocessing.NETWORK)
+    return irregularity_scores(
+        data.X_train, data.X_test[eval_rows], method=task.analysis_settings.irregularity_method,
+        random_state=task.seed,
+    )

@@ -1,9 +1,11 @@
 """Analyses of a compared (network, tree) pair, computed by the driver from stored arrays.
 
-The irregularity analysis (DESIGN.md 1.5) needs both models' test predictions and normalised
-kernel norms on the same evaluation rows, plus each row's irregularity score. The scores are
-computed once from the split and stored; the curve is then a pure function of stored arrays,
-so :func:`recompute_irregularity` reproduces it from the results directory alone.
+The irregularity analysis (docs/design.md §1.5) needs both models' test predictions and
+normalised kernel norms on the same evaluation rows, plus each row's irregularity score. All
+of them were computed once, in the workers of the two cells (the network's cell scores the
+rows), and stored; the driver only reads them, so it never preprocesses data. The curve is
+then a pure function of stored arrays, so :func:`recompute_irregularity` reproduces it from
+the results directory alone.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from tabscope.datasets import Dataset, Split, prepare_data
+from tabscope.datasets import Dataset, Split
+from tabscope.vocabulary import Analysis, CellJob, Task
 
 from . import analyses as lens_analyses
-from .cells import analysis_id, cell_id, now, storage_key
-from .store import ResultsStore
+from .cells import now
+from .store import ResultsStore, analysis_id, cell_id
 from .suite import AnalysisSettings, Suite
 
 __all__ = ["PairScheduler", "irregularity_arrays", "irregularity_from_arrays",
@@ -36,7 +39,7 @@ def _require_ok(store: ResultsStore, dataset: str, seed: int, model: str) -> tup
         raise ValueError(f"cell {key} has not run")
     if row["status"] != "ok":
         raise ValueError(f"cell {key} failed: {row['error']}")
-    norms = store.analysis(analysis_id("kernel_norms", dataset, seed, [model]))
+    norms = store.analysis(analysis_id(CellJob.KERNEL_NORMS, dataset, seed, [model]))
     if norms is None:
         raise ValueError(f"model {model!r} has no kernel view (it is not a lens)")
     if norms["status"] != "ok":
@@ -45,27 +48,28 @@ def _require_ok(store: ResultsStore, dataset: str, seed: int, model: str) -> tup
 
 
 def irregularity_arrays(
-    store: ResultsStore, dataset: Dataset, split: Split, network: str, tree: str,
-    settings: AnalysisSettings,
+    store: ResultsStore, dataset: str, seed: int, network: str, tree: str,
 ) -> pd.DataFrame:
-    """Gather the per-example arrays of one pair: truth, predictions, kappa-bar, score."""
-    frames = {}
+    """Gather the stored per-example arrays of one pair: truth, predictions, kappa-bar and
+    the irregularity score the network's cell computed for each evaluation row."""
+    frames, scores = {}, None
     for model in (network, tree):
-        row, norms = _require_ok(store, dataset.source, split.seed, model)
+        row, norms = _require_ok(store, dataset, seed, model)
         predictions = store.read_frame(row["predictions_path"])
-        kernel = store.read_frame(json.loads(norms["arrays_path"])["kernel_norms"])
+        kernel = store.read_array(norms, "kernel_norms")
         frames[model] = predictions.merge(kernel[["row", "kappa_bar"]], on="row", how="inner")
+        if model == network:
+            if "irregularity_scores" not in store.array_paths(norms):
+                raise ValueError(
+                    f"cell {cell_id(dataset, model, seed)} stored no irregularity scores; it "
+                    "was run before it was the network of a compared pair: rerun it"
+                )
+            scores = store.read_array(norms, "irregularity_scores")
     rows = frames[network]["row"].to_numpy()
     if not np.array_equal(np.sort(rows), np.sort(frames[tree]["row"].to_numpy())):
         raise ValueError(f"{network!r} and {tree!r} were analysed on different evaluation rows")
-    data = prepare_data(dataset, split, "network")
-    position = {row: i for i, row in enumerate(split.test)}
-    X_eval = data.X_test[[position[row] for row in rows]]
-    scores = lens_analyses.irregularity_scores(
-        data.X_train, X_eval, method=settings.irregularity_method, random_state=split.seed
-    )
     out = pd.DataFrame({"row": rows, "y_true": frames[network]["y_true"].to_numpy(),
-                        "score": scores})
+                        "score": scores.set_index("row").loc[rows, "score"].to_numpy()})
     for role, model in (("network", network), ("tree", tree)):
         frame = frames[model].set_index("row").loc[rows]
         out[f"{role}_kappa_bar"] = frame["kappa_bar"].to_numpy()
@@ -82,7 +86,7 @@ def irregularity_from_arrays(
     """The irregularity curve and its summary, from the stored per-example arrays alone."""
     predictions, kappa_bar = {}, {}
     for role, model in (("network", network), ("tree", tree)):
-        if task == "classification":
+        if task == Task.CLASSIFICATION:
             columns = sorted((c for c in arrays.columns if c.startswith(f"{role}_proba_")),
                              key=lambda c: int(c.rsplit("_", 1)[1]))
             predictions[model] = (arrays[columns].to_numpy() if columns
@@ -115,11 +119,12 @@ def irregularity_from_arrays(
 
 def recompute_irregularity(store: ResultsStore, analysis: pd.Series | dict) -> pd.DataFrame:
     """Recompute a stored irregularity curve from the stored arrays (no hidden state)."""
-    arrays_paths = json.loads(analysis["arrays_path"])
-    arrays = store.read_frame(arrays_paths["arrays"])
+    arrays = store.read_array(analysis, "arrays")
     network, tree = analysis["models"]
     summary = analysis["summary"]
-    settings = AnalysisSettings(**summary["settings"])
+    # Results stored before a setting was retired still name it: keep the current ones.
+    known = set(AnalysisSettings.__dataclass_fields__)
+    settings = AnalysisSettings(**{k: v for k, v in summary["settings"].items() if k in known})
     curve, _ = irregularity_from_arrays(arrays, summary["task"], network, tree, settings,
                                         int(analysis["seed"]))
     return curve
@@ -130,21 +135,17 @@ def run_pair_analysis(
 ) -> bool:
     """Compute and store the irregularity analysis of one pair on one split; True if ok."""
     settings = suite.analysis
-    key = analysis_id("irregularity", dataset.source, split.seed, [network, tree])
-    row = {"analysis_id": key, "analysis": "irregularity", "dataset": dataset.source,
+    key = analysis_id(Analysis.IRREGULARITY, dataset.source, split.seed, [network, tree])
+    row = {"analysis_id": key, "analysis": Analysis.IRREGULARITY.value, "dataset": dataset.source,
            "seed": split.seed, "models": json.dumps([network, tree])}
     try:
-        arrays = irregularity_arrays(store, dataset, split, network, tree, settings)
+        arrays = irregularity_arrays(store, dataset.source, split.seed, network, tree)
         curve, summary = irregularity_from_arrays(arrays, dataset.task, network, tree,
                                                   settings, split.seed)
         summary["task"] = dataset.task
         summary["settings"] = asdict(settings)
-        folder = f"pairs/{storage_key(key)}"
-        paths = {
-            "arrays": store.write_frame(f"{folder}/arrays.parquet", arrays),
-            "curve": store.write_frame(f"{folder}/curve.parquet", curve),
-        }
-        row |= {"status": "ok", "summary": json.dumps(summary), "arrays_path": json.dumps(paths)}
+        paths = store.write_arrays(key, {"arrays": arrays, "curve": curve})
+        row |= {"status": "ok", "summary": json.dumps(summary), "arrays_path": paths}
     except Exception as exc:
         logger.debug("irregularity analysis %s failed", key, exc_info=True)
         row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -167,13 +168,13 @@ class PairScheduler:
         self.n_failed = 0
         self._pending: dict[tuple[str, int], list[tuple[str, str]]] = {}
         self._waiting_for = set(rerun_cells)
-        if "irregularity" not in suite.analyses:
+        if Analysis.IRREGULARITY not in suite.analyses:
             return
         stored = store.analysis_states()
         for (source, seed) in splits:
             for network, tree in suite.compare:
                 cells = {cell_id(source, model, seed) for model in (network, tree)}
-                key = analysis_id("irregularity", source, seed, [network, tree])
+                key = analysis_id(Analysis.IRREGULARITY, source, seed, [network, tree])
                 if cells & rerun_cells or stored.get(key) != "ok":
                     self._pending.setdefault((source, seed), []).append((network, tree))
 

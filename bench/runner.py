@@ -7,7 +7,6 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import shutil
@@ -17,8 +16,9 @@ from pathlib import Path
 
 from tabscope.datasets import (Dataset, OpenMLUnavailableError, Split, expand_source,
                                load_dataset, make_split)
+from tabscope.vocabulary import Analysis
 
-from .cells import CellOutcome, CellTask, failed_outcome, run_cell, storage_key
+from .cells import CellOutcome, CellTask, failed_outcome, run_cell
 from .executors import Executor, WorkerLost, available_cores, make_executor
 from .pairs import PairScheduler
 from .store import ARRAYS_DIR, DB_NAME, ResultsStore
@@ -108,6 +108,9 @@ def prepare_cells(
     """Expand the suite into cell tasks (dataset x seed x model) with shared splits."""
     tasks = []
     splits = {}
+    # The network side of each compared pair scores its evaluation rows' irregularity.
+    scorers = ({network for network, _ in suite.compare}
+               if Analysis.IRREGULARITY in suite.analyses else set())
     for dataset in datasets:
         for seed in suite.seeds:
             split = make_split(
@@ -120,6 +123,7 @@ def prepare_cells(
                     dataset=dataset, split=split, model=entry, seed=seed,
                     metrics=suite.metrics_for(dataset.task), analyses=suite.analyses,
                     analysis_settings=suite.analysis, n_threads=n_threads,
+                    stores_irregularity_scores=entry.name in scorers,
                 ))
     return tasks, splits
 
@@ -133,21 +137,14 @@ def clear_results(directory: Path) -> None:
 
 def store_outcome(store: ResultsStore, outcome: CellOutcome) -> None:
     """Write a cell's frames, then its rows in one transaction."""
-    folder = f"cells/{storage_key(outcome.row['cell_id'])}"
-    paths = {
-        name: store.write_frame(f"{folder}/{name}.parquet", frame)
-        for name, frame in outcome.frames.items()
-    }
+    paths = store.write_arrays(outcome.row["cell_id"], outcome.frames)
     row = dict(outcome.row)
     row["predictions_path"] = paths.get("predictions")
     analyses = []
     for analysis in outcome.analyses:
-        analysis = dict(analysis)
-        if analysis.get("arrays_path"):
-            analysis["arrays_path"] = json.dumps(
-                {name: paths[name] for name in outcome.frames if name != "predictions"}
-            )
-        analyses.append(analysis)
+        names = outcome.arrays.get(analysis["analysis"], ())
+        analyses.append(dict(analysis) | ({"arrays_path": {n: paths[n] for n in names}}
+                                          if names else {}))
     store.record(cells=[row], analyses=analyses)
 
 

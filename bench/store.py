@@ -2,8 +2,14 @@
 
 Layout of a results directory::
 
-    DIR/tabscope.sqlite        cells, analyses and run metadata
-    DIR/arrays/...             Parquet files (predictions, per-example analysis arrays)
+    DIR/tabscope.sqlite                   cells, analyses and run metadata
+    DIR/arrays/cells/<cell key>/*.parquet  a cell's predictions and per-cell analysis arrays
+    DIR/arrays/pairs/<analysis key>/*.parquet   a compared pair's analysis arrays
+
+The store owns the names: the keys of cells and analyses (:func:`cell_id`,
+:func:`analysis_id`), where their array files live (:meth:`ResultsStore.array_path`) and how
+an analysis row refers to them (its ``arrays_path`` column, a JSON object from array name
+to path, read back by :meth:`ResultsStore.read_array`). Everyone else calls these.
 
 Every row is written in one transaction after the array files it points to have been
 written atomically (temporary file, then rename), so an interrupted run, even by ``kill -9``,
@@ -12,25 +18,38 @@ leaves either a complete cell or no trace of it in the database.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import tempfile
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import pandas as pd
 
 from tabscope.errors import UserError
+from tabscope.vocabulary import Metric, choices
 
-__all__ = ["CELL_COLUMNS", "DB_NAME", "SCHEMA_VERSION", "ResultsStore", "StoreError"]
+__all__ = [
+    "CELL_COLUMNS",
+    "DB_NAME",
+    "METRIC_COLUMNS",
+    "SCHEMA_VERSION",
+    "ResultsStore",
+    "StoreError",
+    "analysis_id",
+    "cell_id",
+    "storage_key",
+]
 
 DB_NAME = "tabscope.sqlite"
 ARRAYS_DIR = "arrays"
 SCHEMA_VERSION = 1
 
-METRIC_COLUMNS = ("rmse", "mae", "r2", "accuracy", "log_loss", "roc_auc")
+#: One column per :class:`~tabscope.vocabulary.Metric`, in table order.
+METRIC_COLUMNS = choices(Metric)
 CELL_COLUMNS = (
     "cell_id", "dataset", "dataset_name", "task", "model", "role", "seed", "status", "error",
     "fit_seconds", "predict_seconds", *METRIC_COLUMNS, "n_train", "n_test", "split_hash",
@@ -65,6 +84,28 @@ CREATE TABLE IF NOT EXISTS analyses (
 
 class StoreError(UserError, ValueError):
     """A results directory cannot be used (unwritable, incompatible, corrupted)."""
+
+
+#: Separates the parts of a cell or analysis key.
+_KEY_SEPARATOR = "::"
+#: Folders under ``arrays/`` of a cell's arrays and of a pair analysis's arrays.
+_CELL_ARRAYS, _PAIR_ARRAYS = "cells", "pairs"
+
+
+def cell_id(dataset: str, model: str, seed: int) -> str:
+    """The key of a cell: ``dataset::model::seed``."""
+    return _KEY_SEPARATOR.join([str(dataset), str(model), str(seed)])
+
+
+def analysis_id(analysis: str, dataset: str, seed: int, models: list[str]) -> str:
+    """The key of an analysis row: ``analysis::dataset::seed::model[+model]``."""
+    return _KEY_SEPARATOR.join([str(analysis), str(dataset), str(seed), "+".join(models)])
+
+
+def storage_key(key: str) -> str:
+    """A file-system-safe folder name for a cell or analysis key."""
+    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:80]
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 class ResultsStore:
@@ -189,11 +230,32 @@ class ResultsStore:
                 out[key] = value
         return out
 
-    # -- arrays -----------------------------------------------------------------------------
+    # -- arrays ---------------------------------------------------------------------------
+
+    cell_id = staticmethod(cell_id)
+    analysis_id = staticmethod(analysis_id)
+
+    def array_path(self, key: str, name: str) -> str:
+        """Where the array ``name`` of a cell or analysis lives, relative to the directory.
+
+        ``key`` is a cell id (the cell's predictions and its per-cell analysis arrays live
+        together) or the analysis id of a compared pair's analysis.
+        """
+        # A cell id has three parts, an analysis id four (see cell_id, analysis_id).
+        group = _CELL_ARRAYS if key.count(_KEY_SEPARATOR) == 2 else _PAIR_ARRAYS
+        return (Path(ARRAYS_DIR) / group / storage_key(key) / f"{name}.parquet").as_posix()
+
+    def write_arrays(self, key: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, str]:
+        """Write each named frame of a cell or analysis (:meth:`array_path`); return
+        ``{name: relative path}``, the value of an analysis row's ``arrays_path``."""
+        return {name: self._write_parquet(self.array_path(key, name), frame)
+                for name, frame in frames.items()}
 
     def write_frame(self, relative_path: str, frame: pd.DataFrame) -> str:
         """Write ``frame`` as Parquet under ``arrays/`` atomically; return its relative path."""
-        relative = Path(ARRAYS_DIR) / relative_path
+        return self._write_parquet((Path(ARRAYS_DIR) / relative_path).as_posix(), frame)
+
+    def _write_parquet(self, relative: str, frame: pd.DataFrame) -> str:
         target = self.directory / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".parquet")
@@ -204,10 +266,10 @@ class ResultsStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        return relative.as_posix()
+        return relative
 
     def read_frame(self, relative_path: str) -> pd.DataFrame:
-        """Read a Parquet file written by :meth:`write_frame`."""
+        """Read a Parquet file written by :meth:`write_arrays` or :meth:`write_frame`."""
         path = self.directory / relative_path
         try:
             return pd.read_parquet(path)
@@ -215,6 +277,36 @@ class ResultsStore:
             raise StoreError(f"array file {str(path)!r} is missing from the results directory") from None
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise StoreError(f"array file {str(path)!r} is unreadable: {exc}") from None
+
+    @staticmethod
+    def array_paths(row: Mapping) -> dict[str, str]:
+        """``{name: relative path}`` of the arrays an analysis row refers to ({} for none)."""
+        value = row.get("arrays_path")
+        if isinstance(value, Mapping):
+            return dict(value)
+        if not isinstance(value, str) or not value:
+            return {}
+        try:
+            paths = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise StoreError(
+                f"arrays_path of {row.get('analysis_id')} is not valid JSON: {exc}"
+            ) from None
+        if not isinstance(paths, dict):
+            raise StoreError(f"arrays_path of {row.get('analysis_id')} is not a JSON object")
+        return paths
+
+    def read_array(self, row: Mapping, name: str) -> pd.DataFrame:
+        """The array ``name`` of an analysis row; StoreError when it was not stored or its
+        file is missing or damaged."""
+        paths = self.array_paths(row)
+        if name not in paths:
+            raise StoreError(f"no array named {name!r} was stored for {row.get('analysis_id')}")
+        return self.read_frame(paths[name])
+
+    def read_arrays(self, row: Mapping) -> dict[str, pd.DataFrame]:
+        """Every array of an analysis row, by name."""
+        return {name: self.read_frame(path) for name, path in self.array_paths(row).items()}
 
     # -- cells and analyses -----------------------------------------------------------------
 
@@ -230,7 +322,7 @@ class ResultsStore:
                     unknown = set(row) - set(columns)
                     if unknown:
                         raise ValueError(f"unknown {table} column(s): {sorted(unknown)}")
-                    values = [row.get(column) for column in columns]
+                    values = [_column_value(row.get(column)) for column in columns]
                     connection.execute(
                         f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
                         f"VALUES ({', '.join('?' * len(columns))})",
@@ -291,3 +383,8 @@ class ResultsStore:
         """Run ``PRAGMA integrity_check`` and return its verdict (``"ok"`` when sound)."""
         with self._connect() as connection:
             return connection.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _column_value(value: object) -> object:
+    """A row value as stored: the ``arrays_path`` mapping as JSON text, others as given."""
+    return json.dumps(dict(value), sort_keys=True) if isinstance(value, Mapping) else value

@@ -8,14 +8,13 @@ analyses, instead of silently dropping rows.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from tabscope.bench.store import ResultsStore, StoreError
+from tabscope.bench.store import ResultsStore, StoreError, cell_id
 
 __all__ = ["ReportData", "load_results"]
 
@@ -107,20 +106,10 @@ class ReportData:
 
     def read_array(self, analysis: pd.Series, name: str) -> pd.DataFrame | None:
         """One named array of an analysis row, or None (recorded as a problem) if unreadable."""
-        what = f"{analysis['analysis_id']} [{name}]"
         try:
-            text = _text_or_none(analysis["arrays_path"])
-            paths = json.loads(text) if text else {}
-        except (TypeError, json.JSONDecodeError) as exc:
-            self.problems.append((what, f"arrays_path is not valid JSON: {exc}"))
-            return None
-        if name not in paths:
-            self.problems.append((what, f"no array named {name!r} was stored"))
-            return None
-        try:
-            return self.store.read_frame(paths[name])
+            return self.store.read_array(analysis, name)
         except StoreError as exc:
-            self.problems.append((what, str(exc)))
+            self.problems.append((f"{analysis['analysis_id']} [{name}]", str(exc)))
             return None
 
     def expected_cells(self) -> list[str]:
@@ -128,17 +117,12 @@ class ReportData:
         datasets = self.meta.get("datasets") or []
         models = list((self.meta.get("models") or {}).keys())
         seeds = self.meta.get("seeds") or []
-        return [f"{d}::{m}::{s}" for d in datasets for m in models for s in seeds]
+        return [cell_id(d, m, s) for d in datasets for m in models for s in seeds]
 
     def missing_cells(self) -> list[str]:
         """Expected cells that have no row yet (a run still going, or interrupted)."""
         recorded = set(self.cells["cell_id"])
         return [cell for cell in self.expected_cells() if cell not in recorded]
-
-
-def _text_or_none(value: object) -> str | None:
-    """A stored text value, or None for SQL NULL (read as None or as NaN by pandas)."""
-    return value if isinstance(value, str) and value else None
 
 
 def load_results(directory: str | os.PathLike) -> ReportData:

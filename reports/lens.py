@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tabscope.vocabulary import Analysis, CellJob
+
 from .data import ReportData
 
 __all__ = [
@@ -58,7 +60,7 @@ def irregularity_curves(data: ReportData) -> pd.DataFrame:
     """
     names = data.dataset_names
     frames = []
-    for _, row in data.analyses_of("irregularity").iterrows():
+    for _, row in data.analyses_of(Analysis.IRREGULARITY).iterrows():
         curve = data.read_array(row, "curve")
         if curve is None or curve.empty:
             continue
@@ -151,7 +153,7 @@ def irregularity_table(data: ReportData) -> pd.DataFrame:
     keys = ["gap_p0", "gap_p1", "relative_increase_p1", "network_kappa_bar_p0",
             "network_kappa_bar_p1", "tree_kappa_bar_p0", "tree_kappa_bar_p1",
             "network_spearman_score_kappa", "tree_spearman_score_kappa"]
-    rows = data.analyses_of("irregularity")
+    rows = data.analyses_of(Analysis.IRREGULARITY)
     names = data.dataset_names
     records = []
     for _, row in rows.iterrows():
@@ -193,7 +195,7 @@ def kernel_norm_frame(data: ReportData) -> pd.DataFrame:
     """
     names = data.dataset_names
     frames = []
-    for _, row in data.analyses_of("kernel_norms").iterrows():
+    for _, row in data.analyses_of(CellJob.KERNEL_NORMS).iterrows():
         model = row["models"][0] if row["models"] else "?"
         for split, array in (("test", "kernel_norms"), ("train", "train_kernel_norms")):
             frame = data.read_array(row, array)
@@ -255,12 +257,12 @@ def _summary_frame(data: ReportData, kind: str, keys: list[str]) -> pd.DataFrame
 
 def effective_parameter_frame(data: ReportData) -> pd.DataFrame:
     """``p_train``, ``p_test``, ``n_train`` and ``n_eval`` per (dataset, model, seed)."""
-    return _summary_frame(data, "effective_parameters", ["p_train", "p_test", "n_train", "n_eval"])
+    return _summary_frame(data, CellJob.EFFECTIVE_PARAMETERS, ["p_train", "p_test", "n_train", "n_eval"])
 
 
 def fidelity_frame(data: ReportData) -> pd.DataFrame:
     """Relative errors of the telescoping approximations per (dataset, network, seed)."""
-    return _summary_frame(data, "fidelity", list(FIDELITY_KINDS))
+    return _summary_frame(data, CellJob.FIDELITY, list(FIDELITY_KINDS))
 
 
 # --------------------------------------------------------------------- top contributions
@@ -291,7 +293,7 @@ def top_contribution_tables(data: ReportData) -> list[dict]:
         ``<role>_contribution``, ``<role>_prediction``, ``<role>_offset``,
         ``<role>_output`` and ``<role>_total``.
     """
-    norms = data.analyses_of("kernel_norms")
+    norms = data.analyses_of(CellJob.KERNEL_NORMS)
     names = data.dataset_names
     out = []
     for dataset in data.dataset_order():

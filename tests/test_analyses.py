@@ -90,7 +90,7 @@ def _boosted_tree_views(X_train, y, X_eval, n_rounds=6, eta=0.3, lam=2.0, seed=0
     """Squared-loss gradient boosting with Newton leaves and L2 penalty, as KernelViews.
 
     Each round's tree structure comes from a scikit-learn tree grown on the residuals; its
-    leaf values are set by DESIGN.md 1.4, v = -eta sum_leaf g / (n_leaf + lam). Predictions
+    leaf values are set by docs/design.md §1.4, v = -eta sum_leaf g / (n_leaf + lam). Predictions
     accumulate leaf values; contributions accumulate the kernel eta 1{same leaf} / (n_l + lam)
     times -g, so the identity of 1.3 is checked, not assumed.
     """

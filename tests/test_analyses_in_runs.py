@@ -1,4 +1,4 @@
-"""The lens analyses as part of ordinary runs (DESIGN.md 1.5, 1.6; issue acceptance cases)."""
+"""The lens analyses as part of ordinary runs (docs/design.md §1.5, §1.6; issue acceptance cases)."""
 
 import dataclasses
 
@@ -42,7 +42,7 @@ def test_every_analysis_ran(quick_diabetes):
 def test_irregularity_curve_is_complete(quick_diabetes):
     _, store = quick_diabetes
     row = store.analyses().query("analysis == 'irregularity'").iloc[0]
-    curve = store.read_frame(__import__("json").loads(row["arrays_path"])["curve"])
+    curve = store.read_array(row, "curve")
     assert sorted(curve["model"].unique()) == ["mlp", "xgboost"]
     for model, frame in curve.groupby("model"):
         np.testing.assert_allclose(np.sort(frame["p"].to_numpy()), np.linspace(0, 1, 11))
@@ -57,9 +57,33 @@ def test_irregularity_curve_is_complete(quick_diabetes):
 def test_irregularity_recomputes_from_stored_arrays(quick_diabetes):
     _, store = quick_diabetes
     row = store.analyses().query("analysis == 'irregularity'").iloc[0]
-    stored = store.read_frame(__import__("json").loads(row["arrays_path"])["curve"])
+    stored = store.read_array(row, "curve")
     again = recompute_irregularity(store, row)
     np.testing.assert_array_equal(stored.to_numpy(dtype=object), again.to_numpy(dtype=object))
+
+
+def test_pair_reads_the_scores_its_network_cell_stored(quick_diabetes):
+    # The driver never preprocesses: the scores come from the network's cell, and equal
+    # those of the split preprocessed for networks (docs/design.md §1.5).
+    from tabscope.bench.cells import evaluation_rows
+    from tabscope.bench.runner import prepare_cells
+    from tabscope.datasets import load_dataset, prepare_data
+
+    suite, store = quick_diabetes
+    norms = store.analysis("kernel_norms::sklearn:diabetes::0::mlp")
+    assert "irregularity_scores" in store.array_paths(norms)
+    tree_norms = store.analysis("kernel_norms::sklearn:diabetes::0::xgboost")
+    assert "irregularity_scores" not in store.array_paths(tree_norms)
+    pair = store.analyses().query("analysis == 'irregularity'").iloc[0]
+    arrays = store.read_array(pair, "arrays")
+    _, splits = prepare_cells(suite, [load_dataset("sklearn:diabetes")])
+    dataset, split = splits[("sklearn:diabetes", 0)]
+    data = prepare_data(dataset, split, "network")
+    rows = evaluation_rows(len(split.test), suite.analysis.max_eval, 0)
+    expected = analyses.irregularity_scores(data.X_train, data.X_test[rows], random_state=0)
+    by_row = dict(zip(split.test[rows], expected))
+    np.testing.assert_array_equal(arrays["score"].to_numpy(),
+                                  [by_row[row] for row in arrays["row"]])
 
 
 def test_failed_analysis_keeps_the_cell(tmp_path):

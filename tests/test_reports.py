@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabscope.bench.cells import analysis_id, cell_id, storage_key
 from tabscope.bench.pairs import irregularity_from_arrays
-from tabscope.bench.store import ResultsStore, StoreError
+from tabscope.bench.store import ResultsStore, StoreError, analysis_id, cell_id
 from tabscope.bench.suite import AnalysisSettings
 from tabscope.reports import (
     average_ranks,
@@ -38,7 +37,7 @@ from tabscope.reports import (
     win_tie_loss,
     write_report,
 )
-from tabscope.reports.build import SECTION_TITLES
+from tabscope.reports.sections import SECTION_TITLES, SECTIONS, section
 from tabscope.reports.lens import aggregate_irregularity, irregularity_curves
 
 DATASETS = {"sklearn:diabetes": ("diabetes", "regression"),
@@ -131,13 +130,13 @@ def make_results(directory: Path, *, incomplete: bool = False,
                 if incomplete and (dataset, model) == ("sklearn:wine", "mlp"):
                     continue
                 row = _cell_row(dataset, model, seed)
-                folder = f"cells/{storage_key(row['cell_id'])}"
+                key = row["cell_id"]
                 if row["status"] == "ok":
                     scale = 20.0 if task == "regression" else 0.5
                     noise = rng.normal(0, scale, N_TEST) * (1 + (role == "network") * score / 3)
                     predictions = _predictions(rng, task, test_rows, y_true, noise)
-                    row["predictions_path"] = store.write_frame(f"{folder}/predictions.parquet",
-                                                                predictions)
+                    row["predictions_path"] = store.write_arrays(
+                        key, {"predictions": predictions})["predictions"]
                     per_model[model] = predictions
                 cells.append(row)
                 if row["status"] != "ok" or role == "other":
@@ -147,23 +146,21 @@ def make_results(directory: Path, *, incomplete: bool = False,
                 train_kappa /= train_kappa.mean()
                 test_kappa = (np.exp(0.25 * score) * rng.lognormal(0, 0.1, N_TEST)
                               if role == "network" else rng.lognormal(0, 0.05, N_TEST))
-                paths = {
-                    "kernel_norms": store.write_frame(f"{folder}/kernel_norms.parquet", pd.DataFrame(
-                        {"row": test_rows, "kappa": 0.1 * test_kappa, "kappa_bar": test_kappa})),
-                    "train_kernel_norms": store.write_frame(
-                        f"{folder}/train_kernel_norms.parquet", pd.DataFrame(
-                            {"row": train_rows, "kappa": 0.1 * train_kappa,
-                             "kappa_bar": train_kappa})),
-                    "top_contributions": store.write_frame(
-                        f"{folder}/top_contributions.parquet", _top(rng, test_rows, role)),
-                }
+                paths = store.write_arrays(key, {
+                    "kernel_norms": pd.DataFrame(
+                        {"row": test_rows, "kappa": 0.1 * test_kappa, "kappa_bar": test_kappa}),
+                    "train_kernel_norms": pd.DataFrame(
+                        {"row": train_rows, "kappa": 0.1 * train_kappa,
+                         "kappa_bar": train_kappa}),
+                    "top_contributions": _top(rng, test_rows, role),
+                })
                 per_model[f"{model}_kappa_bar"] = test_kappa
                 norms_summary = {"mean_kappa_bar_test": float(test_kappa.mean()),
                                  "max_kappa_bar_test": float(test_kappa.max()),
                                  "max_kappa_bar_train": float(train_kappa.max()),
                                  "n_eval": N_TEST, "norm": "l1", "seconds": 0.1}
                 analyses.append(_analysis("kernel_norms", dataset, seed, [model], norms_summary,
-                                          json.dumps(paths)))
+                                          paths))
                 if task == "regression":
                     p_train = 12.0 if role == "network" else 20.0
                     analyses.append(_analysis("effective_parameters", dataset, seed, [model], {
@@ -218,10 +215,8 @@ def _irregularity(store, dataset, task, seed, score, y_true, per_model, settings
     curve, summary = irregularity_from_arrays(arrays, task, "mlp", "xgboost", settings, seed)
     summary |= {"task": task, "settings": asdict(settings)}
     key = analysis_id("irregularity", dataset, seed, ["mlp", "xgboost"])
-    folder = f"pairs/{storage_key(key)}"
-    paths = {"arrays": store.write_frame(f"{folder}/arrays.parquet", arrays),
-             "curve": store.write_frame(f"{folder}/curve.parquet", curve)}
-    return _analysis("irregularity", dataset, seed, ["mlp", "xgboost"], summary, json.dumps(paths))
+    paths = store.write_arrays(key, {"arrays": arrays, "curve": curve})
+    return _analysis("irregularity", dataset, seed, ["mlp", "xgboost"], summary, paths)
 
 
 # ----------------------------------------------------------------------------- test helpers
@@ -535,7 +530,7 @@ def test_an_unreadable_array_file_is_reported_not_fatal(tmp_path):
     make_results(tmp_path)
     analyses = load_results(tmp_path).analyses
     row = analyses[analyses["analysis"] == "irregularity"].iloc[0]
-    (tmp_path / json.loads(row["arrays_path"])["curve"]).unlink()
+    (tmp_path / ResultsStore.array_paths(row)["curve"]).unlink()
     page = write_report(tmp_path)["html"].read_text()
     problems = table_titled(html_tables(page), page,
                             "Unreadable result files (their rows are left out above)")
@@ -583,7 +578,7 @@ def test_a_stored_curve_without_the_expected_columns_is_reported(tmp_path):
     make_results(tmp_path)
     analyses = load_results(tmp_path).analyses
     row = analyses[analyses["analysis"] == "irregularity"].iloc[0]
-    curve_path = tmp_path / json.loads(row["arrays_path"])["curve"]
+    curve_path = tmp_path / ResultsStore.array_paths(row)["curve"]
     # A curve written by some other version, missing most columns the report averages.
     pd.DataFrame({"p": [0.0, 1.0], "model": ["mlp", "mlp"]}).to_parquet(curve_path)
     page = write_report(tmp_path)["html"].read_text()
@@ -596,13 +591,14 @@ def test_a_stored_curve_without_the_expected_columns_is_reported(tmp_path):
 
 def test_a_section_that_cannot_be_built_says_why():
     from tabscope.reports.build import _guarded
+    from tabscope.reports.sections import ReportSection
 
-    def broken():
+    def broken(context):
         raise KeyError("gap_mean")
 
-    section = _guarded("Kernel irregularity", broken)
-    assert section.title == "Kernel irregularity"
-    assert section.blocks[0].text == ("This section could not be built from the stored "
+    built = _guarded(ReportSection("irregularity", "Kernel irregularity", broken), None)
+    assert built.title == "Kernel irregularity"
+    assert built.blocks[0].text == ("This section could not be built from the stored "
                                       "results: KeyError: 'gap_mean'")
 
 
@@ -621,3 +617,13 @@ def test_training_rows_shared_by_both_models_are_marked(report):
                 assert r[net][1] == (r[net][0] in shared)
                 assert r[tree][1] == (r[tree][0] in shared)
     assert any(cell[1] for table in tables for row in table[1:] for cell in row)
+
+
+def test_sections_are_found_by_name_in_one_ordered_registry():
+    names = [entry.name for entry in SECTIONS]
+    assert len(set(names)) == len(names) and len(set(SECTION_TITLES)) == len(SECTION_TITLES)
+    assert section("irregularity").title == "Kernel irregularity"
+    assert names.index("status") == 1  # shown second, though built last
+    assert [entry.name for entry in SECTIONS if entry.built_last] == ["status"]
+    with pytest.raises(KeyError, match="no report section named 'irregular'"):
+        section("irregular")

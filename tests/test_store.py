@@ -5,7 +5,9 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from tabscope.bench.store import DB_NAME, SCHEMA_VERSION, ResultsStore, StoreError
+from tabscope.bench.store import (DB_NAME, METRIC_COLUMNS, SCHEMA_VERSION, ResultsStore,
+                                  StoreError, analysis_id, cell_id)
+from tabscope.vocabulary import Metric, choices
 
 
 def cell(cell_id="d::m::0", status="ok", **extra):
@@ -39,6 +41,34 @@ def test_frames_are_written_atomically(tmp_path):
     path = store.write_frame("cells/a/predictions.parquet", pd.DataFrame({"x": [1.0, 2.0]}))
     pd.testing.assert_frame_equal(store.read_frame(path), pd.DataFrame({"x": [1.0, 2.0]}))
     assert not [p for p in (tmp_path / "arrays/cells/a").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_the_store_names_cells_analyses_and_their_arrays(tmp_path):
+    store = ResultsStore(tmp_path)
+    cell_key = cell_id("sklearn:wine", "mlp", 2)
+    pair_key = analysis_id("irregularity", "sklearn:wine", 2, ["mlp", "xgboost"])
+    assert (cell_key, pair_key) == ("sklearn:wine::mlp::2",
+                                    "irregularity::sklearn:wine::2::mlp+xgboost")
+    assert store.cell_id is cell_id and METRIC_COLUMNS == choices(Metric)
+    # A cell's arrays and a pair's arrays live in separate, file-system-safe folders.
+    assert store.array_path(cell_key, "predictions").startswith("arrays/cells/sklearn_wine__mlp__2-")
+    assert store.array_path(pair_key, "curve").startswith("arrays/pairs/irregularity__sklearn")
+    frame = pd.DataFrame({"row": [3, 1], "kappa_bar": [0.5, 2.0]})
+    paths = store.write_arrays(cell_key, {"kernel_norms": frame})
+    assert paths == {"kernel_norms": store.array_path(cell_key, "kernel_norms")}
+    # An analysis row refers to its arrays by name; the store encodes and decodes the paths.
+    row = {"analysis_id": analysis_id("kernel_norms", "sklearn:wine", 2, ["mlp"]),
+           "analysis": "kernel_norms", "dataset": "sklearn:wine", "seed": 2,
+           "models": '["mlp"]', "status": "ok", "arrays_path": paths, "finished_at": "now"}
+    store.record(analyses=[row])
+    stored = store.analysis(row["analysis_id"])
+    assert isinstance(stored["arrays_path"], str)
+    pd.testing.assert_frame_equal(store.read_array(stored, "kernel_norms"), frame)
+    assert list(store.read_arrays(stored)) == ["kernel_norms"]
+    with pytest.raises(StoreError, match="no array named 'curve'"):
+        store.read_array(stored, "curve")
+    with pytest.raises(StoreError, match="not valid JSON"):
+        store.read_array(stored | {"arrays_path": "{oops"}, "kernel_norms")
 
 
 def test_truncated_frame_is_reported(tmp_path):

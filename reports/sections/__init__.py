@@ -1,0 +1,41 @@
+"""The report's sections: an ordered registry, one module per section.
+
+Each module holds one section's data shaping, figure call and text, and exports a
+:class:`ReportSection` named ``SECTION``. :data:`SECTIONS` lists them in the order the
+report shows them; code finds a section by its name (:func:`section`), never by position.
+Every section is always present, so a reader (and a test) finds the same outline for any
+run; a section without data says why instead of disappearing.
+"""
+
+from __future__ import annotations
+
+from . import (contributions, effective_parameters, fidelity, irregularity, kernel_norms,
+               ranks, scores, status, suite, versus)
+from ._common import ReportContext, ReportSection
+
+__all__ = ["SECTIONS", "SECTION_TITLES", "ReportContext", "ReportSection", "section"]
+
+#: The report's sections, in the order it shows them.
+SECTIONS: tuple[ReportSection, ...] = (
+    suite.SECTION,
+    status.SECTION,
+    scores.SECTION,
+    ranks.SECTION,
+    versus.SECTION,
+    irregularity.SECTION,
+    kernel_norms.SECTION,
+    effective_parameters.SECTION,
+    fidelity.SECTION,
+    contributions.SECTION,
+)
+
+#: Their headings, in order.
+SECTION_TITLES: tuple[str, ...] = tuple(entry.title for entry in SECTIONS)
+
+
+def section(name: str) -> ReportSection:
+    """The registered section called ``name`` (for example ``"irregularity"``)."""
+    for entry in SECTIONS:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no report section named {name!r}; known: {[s.name for s in SECTIONS]}")
