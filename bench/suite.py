@@ -51,6 +51,7 @@ from importlib import resources
 from numbers import Integral, Real
 from pathlib import Path
 
+from tabscope.errors import UserError
 from tabscope.models.registry import ModelSpec, resolve_model_spec
 from tabscope.validation import Interval, InvalidParameterError, one_of, validate_parameters
 from tabscope.vocabulary import Analysis, IrregularityMethod, KernelNorm, Metric, Task, choices
@@ -79,13 +80,13 @@ _TOP_KEYS = {
     "split", "models", "analysis",
 }
 _MODEL_CONFIG_KEYS = {"estimator", "regressor", "classifier", "preprocessing", "role"}
-
 #: Keys of a ``[[datasets]]`` table: the source, its query parameters, and a note.
 _DATASET_KEYS = {"source", "target", "task", "sep", "decimal", "drop", "categorical", "keep",
                  "note"}
 _DATASET_LIST_KEYS = ("drop", "categorical", "keep")
 
-class SuiteError(ValueError):
+
+class SuiteError(UserError, ValueError):
     """A suite file or suite definition is invalid."""
 
 
@@ -166,9 +167,9 @@ class Suite:
     split: SplitSettings = SplitSettings()
     analysis: AnalysisSettings = AnalysisSettings()
     source_text: str = ""
-
     dataset_notes: tuple[tuple[str, str], ...] = ()
     """(source, note) for each dataset table with a ``note``: why it is in the suite."""
+
     def model(self, name: str) -> ModelEntry:
         """Return the suite's model entry called ``name``."""
         for entry in self.models:
@@ -260,7 +261,6 @@ def _parse_models(table: dict) -> tuple[ModelEntry, ...]:
     return tuple(entries)
 
 
-def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "") -> Suite:
 def _parse_dataset_entry(entry, where: str) -> tuple[str, str | None]:
     """A ``datasets`` entry (source string or table) as (canonical source string, note)."""
     from tabscope.datasets.sources import SourceSpec, parse_source
@@ -317,6 +317,7 @@ def _parse_dataset_list(value, where: str) -> tuple[list[str], list[tuple[str, s
     return sources, notes
 
 
+def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "") -> Suite:
     """Validate a suite given as a dict (the parsed TOML) and return it."""
     _check_type(data, dict, "suite", "a table")
     _check_keys(data, _TOP_KEYS, "the suite's top level")
@@ -325,8 +326,8 @@ def _parse_dataset_list(value, where: str) -> tuple[list[str], list[tuple[str, s
     datasets = _check_type(data.get("datasets"), list, "datasets", "a non-empty list of sources")
     if not datasets:
         raise SuiteError(f"datasets must be a non-empty list of source strings, got {datasets!r}")
-    if len(set(datasets)) != len(datasets):
     datasets, notes = _parse_dataset_list(datasets, "datasets")
+    if len(set(datasets)) != len(datasets):
         raise SuiteError("datasets lists a source twice")
     fallback = _check_type(data.get("fallback_datasets", []), list, "fallback_datasets",
                            "a list of sources")
@@ -376,8 +377,8 @@ def _parse_dataset_list(value, where: str) -> tuple[list[str], list[tuple[str, s
         split=_parse_split(data.get("split", {})),
         analysis=_parse_analysis(data.get("analysis", {})),
         source_text=source_text,
-    )
         dataset_notes=tuple(notes + fallback_notes),
+    )
 
 
 def builtin_suites() -> dict[str, Path]:

@@ -22,10 +22,11 @@ name = "interrupt"
 datasets = ["sklearn:diabetes", "sklearn:wine"]
 seeds = [0, 1, 2]
 [models.xgboost]
-n_estimators = 60
+n_estimators = 400
 [models.sklearn-gb]
-n_estimators = 80
+n_estimators = 400
 """
+# About 8 s of cell work on one core, so that the runs below are cut short mid-run.
 N_CELLS = 12
 N_INTERRUPTIONS = 5
 

@@ -47,7 +47,8 @@ def assert_same_scores(first: pd.DataFrame, second: pd.DataFrame) -> None:
     Every cell must be ok and carry its task's metrics: NaN equals NaN in numpy's
     comparisons, so two runs whose cells all failed would otherwise look identical.
     """
-    first, second = first.set_index("cell_id"), second.set_index("cell_id").loc[first.index.to_numpy()]
+    first = first.set_index("cell_id")
+    second = second.set_index("cell_id").loc[first.index]
     for cells in (first, second):
         assert set(cells["status"]) == {"ok"}, cells.loc[cells["status"] != "ok", "error"]
     for task, metrics in (("regression", REGRESSION_METRICS), ("classification", CLASSIFICATION_METRICS)):
