@@ -24,11 +24,11 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from tabscope.datasets import Dataset, PreparedData, Split, prepare_data
+from tabscope.datasets import Dataset, PreparedData, Split, describe_inputs, prepare_data
 from tabscope.vocabulary import Analysis, CellJob, Preprocessing, Task
 
 from .metrics import classification_scores, regression_scores
-from .store import analysis_id, cell_id
+from .store import CELL_INPUTS_ARRAY, analysis_id, cell_id
 from .suite import AnalysisSettings, ModelEntry
 
 __all__ = ["CellOutcome", "CellTask", "cell_id", "evaluation_rows", "run_cell"]
@@ -171,7 +171,10 @@ def _run_cell(task: CellTask) -> CellOutcome:
             "n_test": len(split.test),
             "finished_at": now(),
         },
-        frames={"predictions": frame},
+        # What this model family received (input width, categorical features), read off
+        # the fitted preprocessing, so the report can say what happened to the data.
+        frames={"predictions": frame,
+                CELL_INPUTS_ARRAY: pd.DataFrame({"inputs": [json.dumps(describe_inputs(dataset, data))]})},
     )
     if task.analyses:
         _run_cell_analyses(task, estimator, data, outcome)

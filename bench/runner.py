@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tabscope.datasets import (Dataset, OpenMLUnavailableError, Split, expand_source,
-                               load_dataset, make_split)
+from tabscope.datasets import (Dataset, OpenMLUnavailableError, Split, describe_dataset,
+                               expand_source, load_dataset, make_split)
 from tabscope.vocabulary import Analysis
 
 from .cells import CellOutcome, CellTask, failed_outcome, run_cell
@@ -223,6 +223,10 @@ def run_suite(
             "workers": executor.n_workers,
             "datasets": [dataset.source for dataset in datasets],
             "used_fallback_datasets": used_fallback,
+            # What the column roles did to each dataset (known at load, before any split);
+            # each cell stores what its model family then received.
+            "data": {dataset.source: describe_dataset(dataset) for dataset in datasets},
+            "dataset_notes": dict(suite.dataset_notes),
         })
         states = store.cell_states()
         todo = [

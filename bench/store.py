@@ -34,6 +34,7 @@ from tabscope.vocabulary import Metric, choices
 
 __all__ = [
     "CELL_COLUMNS",
+    "CELL_INPUTS_ARRAY",
     "DB_NAME",
     "METRIC_COLUMNS",
     "SCHEMA_VERSION",
@@ -46,6 +47,9 @@ __all__ = [
 
 DB_NAME = "tabscope.sqlite"
 ARRAYS_DIR = "arrays"
+#: The array every ok cell stores beside its predictions: one row, column ``inputs``, the
+#: JSON of :func:`tabscope.datasets.describe_inputs` (what the model family received).
+CELL_INPUTS_ARRAY = "inputs"
 SCHEMA_VERSION = 1
 
 #: One column per :class:`~tabscope.vocabulary.Metric`, in table order.

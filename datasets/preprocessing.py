@@ -7,12 +7,21 @@ from typing import Any
 
 import numpy as np
 
+from tabscope.vocabulary import Preprocessing
+
 from .base import CLASSIFICATION, Dataset
 from .roles import TextColumnEncoder, text_columns
 from .splits import Split
 from .transformers import NetworkFeatureTransformer, TreeFeatureTransformer
 
-__all__ = ["KINDS", "PreparedData", "describe_preprocessing", "prepare_data"]
+__all__ = [
+    "KINDS",
+    "PreparedData",
+    "describe_dataset",
+    "describe_inputs",
+    "describe_preprocessing",
+    "prepare_data",
+]
 
 #: Preprocessing kinds: what the model family expects.
 KINDS = ("network", "tree")
@@ -162,13 +171,76 @@ def prepare_data(dataset: Dataset, split: Split, kind: str) -> PreparedData:
     )
 
 
+def describe_inputs(dataset: Dataset, data: PreparedData) -> dict[str, Any]:
+    """Say, as plain JSON-able data, what one model family receives after preprocessing.
+
+    Reads the transformers already fitted in ``data`` (no refitting), so a benchmark cell
+    can describe its own inputs at no cost.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    data : PreparedData
+        The output of :func:`prepare_data` for ``dataset``.
+
+    Returns
+    -------
+    description : dict
+        For networks, ``input_width`` and ``width_by_column`` (input columns per feature
+        column: one per number, one per category level seen in training, the text
+        encoder's outputs per text column); for boosters, ``n_features`` and
+        ``categorical_features`` (column -> number of levels seen in training).
+    """
+    if data.kind == Preprocessing.NETWORK:
+        transformer = data.transformer
+        widths: dict[str, int] = {}
+        text = set(text_columns(dataset))
+        names = ([str(n) for n in transformer.feature_names_in_]
+                 if hasattr(transformer, "feature_names_in_") else [])
+        categories = iter(transformer.categories_)
+        for name, is_categorical in zip(names, transformer.categorical_mask_):
+            owner = next((t for t in text if name.startswith(f"{t}_")
+                          and name[len(t) + 1:].isdigit()), None)
+            key = owner if owner is not None else name
+            widths[key] = widths.get(key, 0) + (len(next(categories)) if is_categorical else 1)
+        return {"input_width": int(data.X_train.shape[1]), "width_by_column": widths}
+    categorical = {
+        data.feature_names[index]: int(len(levels))
+        for index, levels in zip(data.categorical_features, data.transformer.categories_)
+    }
+    return {"n_features": int(data.X_train.shape[1]), "categorical_features": categorical}
+
+
+def describe_dataset(dataset: Dataset) -> dict[str, Any]:
+    """What the column roles did to a dataset, before any split (JSON-able).
+
+    Returns
+    -------
+    description : dict
+        ``dataset``, ``rows`` (``total``, ``dropped_missing_target``), ``columns_before``
+        (raw feature columns, target excluded), ``columns_after`` (feature columns after the
+        roles), ``dropped`` (column -> reason) and ``columns`` (the role entries of
+        ``metadata["column_roles"]["columns"]``, each with ``role`` and ``encoding``).
+    """
+    roles = dataset.metadata.get("column_roles") or {}
+    return {
+        "dataset": dataset.source,
+        "rows": {
+            "total": dataset.n_samples,
+            "dropped_missing_target": int(dataset.metadata.get("dropped_missing_target", 0)),
+        },
+        "columns_before": int(roles.get("columns_before", dataset.n_features)),
+        "columns_after": dataset.n_features,
+        "dropped": dict(roles.get("dropped", {})),
+        "columns": [dict(entry) for entry in roles.get("columns", [])],
+    }
+
+
 def describe_preprocessing(dataset: Dataset, split: Split) -> dict[str, Any]:
     """Say, as plain JSON-able data, what each model family receives for one split.
 
     Fits both preprocessings on ``split.train`` (as :func:`prepare_data` does for a cell)
-    and combines them with the dataset's column roles: rows and columns before and after,
-    each dropped column and why, each column's role and encoding, the network's input width
-    and the boosters' categorical features with their numbers of levels.
+    and combines :func:`describe_dataset` with :func:`describe_inputs` of each family.
 
     Parameters
     ----------
@@ -178,48 +250,12 @@ def describe_preprocessing(dataset: Dataset, split: Split) -> dict[str, Any]:
     Returns
     -------
     description : dict
-        ``dataset``, ``rows`` (``total``, ``train``, ``valid``, ``test``,
-        ``dropped_missing_target``), ``columns_before`` (raw feature columns, target
-        excluded), ``columns_after`` (feature columns after the roles), ``dropped``
-        (column -> reason), ``columns`` (the role entries of
-        ``metadata["column_roles"]["columns"]``, each with ``role`` and ``encoding``),
-        ``network`` (``input_width``, ``width_by_column``: input columns per feature
-        column) and ``tree`` (``n_features``, ``categorical_features``: column -> number
-        of levels seen in training).
+        :func:`describe_dataset`'s keys, with ``rows`` completed by ``train``, ``valid``
+        and ``test``, plus ``network`` and ``tree``, each :func:`describe_inputs`.
     """
-    roles = dataset.metadata.get("column_roles") or {}
-    network = prepare_data(dataset, split, "network")
-    tree = prepare_data(dataset, split, "tree")
-    net_transformer = network.transformer
-    widths: dict[str, int] = {}
-    text = set(text_columns(dataset))
-    names = [str(n) for n in net_transformer.feature_names_in_] if hasattr(
-        net_transformer, "feature_names_in_") else []
-    categories = iter(net_transformer.categories_)
-    for name, is_categorical in zip(names, net_transformer.categorical_mask_):
-        owner = next((t for t in text if name.startswith(f"{t}_")
-                      and name[len(t) + 1:].isdigit()), None)
-        key = owner if owner is not None else name
-        widths[key] = widths.get(key, 0) + (len(next(categories)) if is_categorical else 1)
-    tree_names = tree.feature_names
-    tree_categories = {
-        tree_names[index]: int(len(levels))
-        for index, levels in zip(tree.categorical_features, tree.transformer.categories_)
-    }
-    return {
-        "dataset": dataset.source,
-        "rows": {
-            "total": dataset.n_samples,
-            "train": int(len(split.train)),
-            "valid": int(len(split.valid)),
-            "test": int(len(split.test)),
-            "dropped_missing_target": int(dataset.metadata.get("dropped_missing_target", 0)),
-        },
-        "columns_before": int(roles.get("columns_before", dataset.n_features)),
-        "columns_after": dataset.n_features,
-        "dropped": dict(roles.get("dropped", {})),
-        "columns": [dict(entry) for entry in roles.get("columns", [])],
-        "network": {"input_width": int(network.X_train.shape[1]), "width_by_column": widths},
-        "tree": {"n_features": int(tree.X_train.shape[1]),
-                 "categorical_features": tree_categories},
-    }
+    description = describe_dataset(dataset)
+    description["rows"] |= {"train": int(len(split.train)), "valid": int(len(split.valid)),
+                            "test": int(len(split.test))}
+    for kind in ("network", "tree"):
+        description[kind] = describe_inputs(dataset, prepare_data(dataset, split, kind))
+    return description

@@ -8,13 +8,14 @@ analyses, instead of silently dropping rows.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from tabscope.bench.store import ResultsStore, StoreError, cell_id
+from tabscope.bench.store import CELL_INPUTS_ARRAY, ResultsStore, StoreError, cell_id
 
 __all__ = ["ReportData", "load_results"]
 
@@ -111,6 +112,29 @@ class ReportData:
         except StoreError as exc:
             self.problems.append((f"{analysis['analysis_id']} [{name}]", str(exc)))
             return None
+
+    def model_inputs(self, dataset: str) -> dict[str, dict]:
+        """``{model: what it received}`` on ``dataset``, from each model's first ok cell.
+
+        Each value is the JSON :func:`tabscope.datasets.describe_inputs` stored beside the
+        cell's predictions (``CELL_INPUTS_ARRAY``): the network input width, or the
+        boosters' categorical features. Seeds share the column roles; the number of levels
+        seen in training can differ slightly between seeds, so the first seed stands for all.
+        Results written before cells stored it give {}.
+        """
+        cells = self.cells[(self.cells["dataset"] == dataset) & (self.cells["status"] == "ok")]
+        inputs: dict[str, dict] = {}
+        for _, cell in cells.sort_values("seed", kind="stable").iterrows():
+            if cell["model"] in inputs:
+                continue
+            path = self.store.array_path(cell["cell_id"], CELL_INPUTS_ARRAY)
+            if not (self.store.directory / path).exists():
+                continue
+            try:
+                inputs[cell["model"]] = json.loads(self.store.read_frame(path)["inputs"].iloc[0])
+            except (StoreError, KeyError, IndexError, ValueError) as exc:
+                self.problems.append((f"{cell['cell_id']} [{CELL_INPUTS_ARRAY}]", str(exc)))
+        return inputs
 
     def expected_cells(self) -> list[str]:
         """Cell ids the suite asks for: every dataset × model × seed in the metadata."""

@@ -9,7 +9,7 @@ run; a section without data says why instead of disappearing.
 
 from __future__ import annotations
 
-from . import (contributions, effective_parameters, fidelity, irregularity, kernel_norms,
+from . import (contributions, data, effective_parameters, fidelity, irregularity, kernel_norms,
                ranks, scores, status, suite, versus)
 from ._common import ReportContext, ReportSection
 
@@ -19,6 +19,7 @@ __all__ = ["SECTIONS", "SECTION_TITLES", "ReportContext", "ReportSection", "sect
 SECTIONS: tuple[ReportSection, ...] = (
     suite.SECTION,
     status.SECTION,
+    data.SECTION,
     scores.SECTION,
     ranks.SECTION,
     versus.SECTION,
