@@ -1,11 +1,11 @@
 """Cost of the network lens: structured vs torch.func kernels, tracking vs plain training.
 
-Part 1 (DESIGN.md 1.7): the ``m x n`` tangent kernel of an MLP ``d-w-w-1`` between ``m``
+Part 1 (docs/design.md §1.7): the ``m x n`` tangent kernel of an MLP ``d-w-w-1`` between ``m``
 evaluation and ``n`` training points, computed with the structured per-layer factorisation
 and with per-example Jacobians from :mod:`torch.func` (``vmap(jacrev)``), for each width
 ``w``: seconds, the speed-up, and the relative difference of the two kernels.
 
-Part 2 (DESIGN.md 1.1): training with telescoping tracking against plain training of the
+Part 2 (docs/design.md §1.1): training with telescoping tracking against plain training of the
 same network. ``fit`` only trains; ``predict_telescoping`` replays the run and adds one
 forward-mode JVP per step (first order) or two (trapezoid) over an evaluation set as large
 as the training set, so its time over ``fit``'s time is the cost of tracking (1 would be
@@ -117,12 +117,12 @@ def time_kernels(
         module = _mlp(n_features, width, seed)
         with torch.no_grad():
             structured_seconds, _, structured = _timed(
-                lambda: tangent_kernel(module, X_eval, X_train, method="structured"), repeats
+                lambda: tangent_kernel(module, X_eval, X_train, kernel_method="structured"), repeats
             )
             # per-example Jacobians are the slow side: one timed call is enough
             functional_seconds, _, functional = _timed(
                 lambda: tangent_kernel(
-                    module, X_eval, X_train, method="functional",
+                    module, X_eval, X_train, kernel_method="functional",
                     max_block_elements=FUNCTIONAL_BLOCK_ELEMENTS,
                 ),
                 1,
