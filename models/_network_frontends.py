@@ -25,8 +25,6 @@ __all__ = ["REGRESSOR_CONSTRAINTS"]
 REGRESSOR_CONSTRAINTS: dict[str, list] = {"standardize_target": ["boolean"]}
 
 
-
-
 class _TelescopingRegressor(RegressorMixin, TelescopingLensMixin, _TelescopingEstimator):
     def fit(self, X, y, X_val=None, y_val=None):
         """Train the network on ``(X, y)`` with squared loss ``1/2 (f - y)^2``.

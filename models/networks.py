@@ -26,12 +26,11 @@ from __future__ import annotations
 import copy
 import numbers
 
-import numpy as np
 import torch
 from torch import nn
 
 from tabscope.validation import InvalidParameterError, StrOptions, one_of
-from tabscope.vocabulary import KernelMethod, Objective
+from tabscope.vocabulary import KernelMethod
 
 from ._mlp import ACTIVATIONS, build_mlp
 from ._network_base import (
