@@ -10,7 +10,9 @@ against ``decision_function`` / ``predict`` verify the replica.
 
 Automatic early stopping (``early_stopping='auto'`` on more than 10,000 rows, or ``True``)
 holds out ``validation_fraction`` of the rows; the split is reproduced exactly from the
-seed the estimator stored, and held-out rows get zero kernel weight.
+seed the estimator stored, and held-out rows get zero kernel weight. When ``fit`` was given
+``X_val``/``y_val`` there is no split (every row is in bag), which the first tree's root
+count tells apart.
 """
 
 from __future__ import annotations
@@ -185,6 +187,10 @@ class HistGradientBoostingAdapter(BoosterAdapter):
         """The rows the trees were grown on: all, unless early stopping held some out."""
         in_bag = np.ones(len(target), dtype=bool)
         if not model.do_early_stopping_ or model.validation_fraction is None:
+            return in_bag
+        # A validation set passed to fit (X_val, y_val) replaces the split, and the model
+        # keeps no flag saying so; the first tree's root counts the rows it was grown on.
+        if int(model._predictors[0][0].nodes["count"][0]) == len(target):
             return in_bag
         # HistGradientBoosting splits with train_test_split on its stored seed, stratified
         # by the encoded classes for classifiers; the split depends only on n, the strata

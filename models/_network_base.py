@@ -11,6 +11,7 @@ after pickling (docs/design.md §1.1-1.3).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -20,13 +21,21 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from tabscope.validation import Interval, StrOptions, one_of, validate_parameters
-from tabscope.vocabulary import KernelMethod, Objective, OptimizerName, TelescopeOrder
+from tabscope.vocabulary import (
+    KernelMethod,
+    LearningRateSchedule,
+    Objective,
+    OptimizerName,
+    TelescopeOrder,
+)
 
+from ._early_stopping import ValidationMonitor
 from ._functional import FunctionalNetwork
 from ._losses import make_loss
 from ._optimizers import OptimizerConfig
@@ -66,6 +75,12 @@ COMMON_CONSTRAINTS: dict[str, list] = {
     "dtype": [StrOptions(set(DTYPES))],
     "random_state": ["random_state"],
     "device": [str, torch.device],
+    "lr_schedule": [one_of(LearningRateSchedule)],
+    "warmup_fraction": _UNIT_INTERVAL,
+    "early_stopping": ["boolean", StrOptions({"auto"})],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "validation_interval": [Interval(Integral, 1, None, closed="left")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
 }
 
 
@@ -146,7 +161,53 @@ class _TelescopingEstimator(BaseEstimator):
             beta_1=float(self.beta_1),
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
+            schedule=LearningRateSchedule(self.lr_schedule).value,
+            warmup_steps=int(round(float(self.warmup_fraction) * self.max_steps)),
+            n_steps=int(self.max_steps),
         )
+
+    def _early_stopping_on(self, validation) -> bool:
+        """``"auto"``: early stopping exactly when fit was given a validation set."""
+        if self.early_stopping == "auto":
+            return validation is not None
+        return bool(self.early_stopping)
+
+    def _split_validation(self, X, targets, validation, objective: str, seed: int):
+        """The training rows and the validation set early stopping scores.
+
+        A validation set passed to fit is used as it is; otherwise ``validation_fraction``
+        of the training rows are held out (stratified for classifiers), drawn from the
+        estimator's random state, and the network, and so its lens, never sees them.
+        """
+        if validation is not None:
+            return X, targets, validation
+        stratify = None
+        if objective != Objective.REGRESSION:
+            stratify = targets.reshape(len(targets), -1)[:, 0]
+        X_fit, X_val, y_fit, y_val = train_test_split(
+            X, targets, test_size=self.validation_fraction, random_state=seed,
+            stratify=stratify,
+        )
+        return X_fit, y_fit, (X_val, y_val)
+
+    def _validation_inputs(self, X_val, y_val):
+        """Validate ``X_val`` (against the fitted features) and pair it with ``y_val``."""
+        if (X_val is None) != (y_val is None):
+            raise ValueError(
+                "X_val and y_val must be passed together; got "
+                f"X_val={'None' if X_val is None else 'an array'} and "
+                f"y_val={'None' if y_val is None else 'an array'}"
+            )
+        if X_val is None:
+            return None
+        X_val = validate_data(self, X_val, reset=False, dtype=[np.float64, np.float32])
+        y_val = np.asarray(y_val)
+        if y_val.ndim != 1 or len(y_val) != len(X_val):
+            raise ValueError(
+                f"y_val must be one-dimensional with one value per row of X_val "
+                f"({len(X_val)}); got shape {y_val.shape}"
+            )
+        return X_val, y_val
 
     def _n_checkpoints(self) -> int:
         """``n_checkpoints``, or by default 10 steps (every step when there are fewer)."""
@@ -161,11 +222,19 @@ class _TelescopingEstimator(BaseEstimator):
         objective: str,
         n_outputs: int,
         optimizer: OptimizerConfig,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
+        loss_scale: float = 1.0,
     ):
         device = _check_device(self.device)
         dtype = _torch_dtype(self.dtype)
         rng = check_random_state(self.random_state)
         init_seed, batch_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
+        early_stopping = self._early_stopping_on(validation)
+        if early_stopping:
+            split_seed = int(rng.randint(0, 2**31 - 1))
+            X, targets, validation = self._split_validation(
+                X, targets, validation, objective, split_seed
+            )
 
         n_samples, n_features = X.shape
         module = self._build_module(n_features, n_outputs, init_seed, dtype)
@@ -198,10 +267,34 @@ class _TelescopingEstimator(BaseEstimator):
             kernel_method=kernel_method,
         )
         schedule = BatchSchedule(n_samples, batch_size, batch_seed, device)
+        loss = make_loss(objective)
+        monitor = None
+        if early_stopping:
+            X_val, y_val = validation
+            Y_val = torch.tensor(np.asarray(y_val), device=device)
+            monitor = ValidationMonitor(
+                network,
+                torch.tensor(np.asarray(X_val, dtype=X_train.dtype), device=device),
+                Y_val.to(dtype) if Y_val.is_floating_point() else Y_val,
+                loss,
+                interval=self.validation_interval,
+                patience=self.n_iter_no_change,
+                n_steps=config.n_steps,
+                loss_scale=loss_scale,
+            )
         final, losses = train(
-            network, initial, X_tensor, target_tensor, make_loss(objective), optimizer,
-            schedule, config.n_steps,
+            network, initial, X_tensor, target_tensor, loss, optimizer, schedule,
+            config.n_steps, monitor=monitor,
         )
+        n_iter = len(losses)
+        self.validation_scores_ = np.empty(0)
+        self.validation_steps_ = np.empty(0, dtype=np.int64)
+        if monitor is not None:
+            # Keep the model of the best step: the lens replays exactly that many steps.
+            final = monitor.best_params
+            config = dataclasses.replace(config, n_steps=monitor.best_step)
+            self.validation_scores_ = monitor.validation_scores
+            self.validation_steps_ = monitor.validation_steps
         with torch.no_grad():
             for parameter, value in zip(module.parameters(), final):
                 parameter.copy_(value)
@@ -213,7 +306,8 @@ class _TelescopingEstimator(BaseEstimator):
         self.training_config_ = config
         self.n_outputs_ = int(n_outputs)
         self.loss_curve_ = losses
-        self.n_iter_ = config.n_steps
+        self.n_iter_ = n_iter
+        self.best_step_ = config.n_steps
         return self
 
     @staticmethod
@@ -265,6 +359,20 @@ class _TelescopingEstimator(BaseEstimator):
         with torch.no_grad():
             output = network.forward(params, X_tensor)
         return output.cpu().numpy()
+
+    def _target_affine(self) -> tuple[float, float]:
+        """``(mu, sigma)`` with target units ``= mu + sigma * network units``.
+
+        Identity here; a regressor trained on a standardised target overrides it.
+        """
+        return 0.0, 1.0
+
+    def _to_target_units(self, values: np.ndarray, *, shift: bool = True) -> np.ndarray:
+        """Network units -> target units: ``mu + sigma f`` (``sigma f`` for increments)."""
+        mean, scale = self._target_affine()
+        if mean == 0.0 and scale == 1.0:
+            return values
+        return values * scale + (mean if shift else 0.0)
 
     def _as_units(self, values: np.ndarray) -> np.ndarray:
         """(m, K) -> the shape of ``predict`` / ``decision_function``."""

@@ -74,7 +74,7 @@ class TelescopingLensMixin:
         X = self._validate_eval(X)
         order = self._check_order(order, "predict_telescoping")
         result, _ = self._replay(X, (order,))
-        return self._as_units(result.predictions[order])
+        return self._as_units(self._to_target_units(result.predictions[order]))
 
     def predict_linearized(self, X) -> np.ndarray:
         """The network linearised at initialisation: ``f_0(x) + J_0(x) (theta_T - theta_0)``.
@@ -90,7 +90,7 @@ class TelescopingLensMixin:
             point = network.evaluate(initial, X_tensor)
             tangent = tuple(b - a for a, b in zip(initial, final))
             values = point.output + point.jvp([tangent])[0]
-        return self._as_units(values.cpu().numpy())
+        return self._as_units(self._to_target_units(values.cpu().numpy()))
 
     def telescoping_fidelity(self, X) -> dict[str, float]:
         """Relative errors of the telescoping and linearised models on ``X`` (docs/design.md §1.1).
@@ -98,7 +98,7 @@ class TelescopingLensMixin:
         For each approximation ``g``:
         ``mean |g(x) - f_T(x)| / mean |f_T(x) - f_0(x)|`` over the points (and outputs) of
         ``X``, where ``f_T`` is the trained network and ``f_0`` the network at
-        initialisation, in the units of :meth:`predict_telescoping`.
+        initialisation; a ratio, so the same in network and target units.
 
         Returns
         -------
@@ -316,14 +316,25 @@ class TelescopingLensMixin:
         self, result: ReplayResult, order: str, checkpoints, smoother_values, norm: str,
         metadata: dict,
     ) -> KernelView:
-        """The replay's arrays in the units of ``predict`` / ``decision_function``."""
+        """The replay's arrays in the units of ``predict`` / ``decision_function``.
+
+        A regressor trained on a standardised target ``(y - mu) / sigma`` has
+        ``predict = mu + sigma f``, so the view maps every term of the identity:
+        ``offset -> mu + sigma f_0``, ``contributions -> sigma C`` (the contributions
+        with the gradients in target units, ``sigma g_it = f(x_i) - y_i``),
+        ``unattributed -> sigma r`` and ``prediction -> mu + sigma prediction``: the
+        identity of docs/design.md §1.3 holds in target units. The smoother weights
+        are unchanged: ``mu + sigma (s^T (y - mu) / sigma + o) = s^T y + sigma o +
+        mu (1 - sum_i s_i)``, the smoother's offset absorbing ``mu (1 - sum_i s_i)``.
+        """
         squeeze = self.n_outputs_ == 1
         contributions = result.contributions[:, :, 0] if squeeze else result.contributions
+        units = self._to_target_units
         return KernelView(
-            offset=self._as_units(result.offset),
-            contributions=contributions,
-            unattributed=self._as_units(result.unattributed),
-            prediction=self._as_units(result.predictions[order]),
+            offset=self._as_units(units(result.offset)),
+            contributions=units(contributions, shift=False),
+            unattributed=self._as_units(units(result.unattributed, shift=False)),
+            prediction=self._as_units(units(result.predictions[order])),
             checkpoints=checkpoints,
             kernel_norms=result.kernel_norms,
             train_kernel_norms=result.train_kernel_norms,

@@ -9,6 +9,10 @@ Every step's update ``Delta theta_t`` splits exactly into
   includes the current gradient, as :mod:`torch.optim` does), and
 * the rest (momentum carried from earlier batches, weight decay): the *unattributed* part
   (docs/design.md §1.2).
+
+The learning rate of step ``t`` is ``gamma_t = learning_rate * schedule factor``
+(:class:`~tabscope.vocabulary.LearningRateSchedule`); it enters the update and the
+coefficient ``P_t`` alike, so the replay and the lens follow any schedule exactly.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tabscope.vocabulary import OptimizerName, choices
+from tabscope.vocabulary import LearningRateSchedule, OptimizerName, choices
 
 from ._differentiation import Coefficient, Params
 
@@ -32,6 +36,10 @@ class OptimizerConfig:
     ``"sgd"`` and ``"momentum"``/``"nesterov"`` add ``weight_decay * theta`` to the gradient
     (L2, like ``torch.optim.SGD``); ``"adam"`` likewise (``torch.optim.Adam``);
     ``"adamw"`` decays the weights directly (``torch.optim.AdamW``). No dampening.
+
+    ``schedule``, ``warmup_steps`` and ``n_steps`` set the learning rate of each step
+    (:meth:`learning_rate_at`), as a ``torch.optim.lr_scheduler`` stepped once per step
+    would: weight decay and Adam's step size scale with ``gamma_t``.
     """
 
     name: str
@@ -41,6 +49,16 @@ class OptimizerConfig:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8
+    schedule: str = LearningRateSchedule.CONSTANT.value
+    warmup_steps: int = 0
+    n_steps: int = 1
+
+    def learning_rate_at(self, t: int) -> float:
+        """``gamma_t``, the learning rate of 1-based step ``t``."""
+        if self.schedule == LearningRateSchedule.CONSTANT and self.warmup_steps == 0:
+            return self.learning_rate
+        factor = LearningRateSchedule(self.schedule).factor(t, self.n_steps, self.warmup_steps)
+        return self.learning_rate * factor
 
     @property
     def diagonal(self) -> bool:
@@ -83,26 +101,27 @@ class ClosedFormOptimizer:
 
     def step(self, params: Params, gradients: Params, t: int) -> OptimizerStep:
         name = self.config.name
+        lr = self.config.learning_rate_at(t)
         if name == OptimizerName.SGD:
-            return self._sgd(params, gradients)
+            return self._sgd(params, gradients, lr)
         if name in (OptimizerName.MOMENTUM, OptimizerName.NESTEROV):
-            return self._momentum(params, gradients, nesterov=name == OptimizerName.NESTEROV)
-        return self._adam(params, gradients, t, decoupled=name == OptimizerName.ADAMW)
+            return self._momentum(
+                params, gradients, lr, nesterov=name == OptimizerName.NESTEROV
+            )
+        return self._adam(params, gradients, t, lr, decoupled=name == OptimizerName.ADAMW)
 
-    def _sgd(self, params: Params, gradients: Params) -> OptimizerStep:
-        lr, decay = self.config.learning_rate, self.config.weight_decay
+    def _sgd(self, params: Params, gradients: Params, lr: float) -> OptimizerStep:
+        decay = self.config.weight_decay
         if decay == 0.0:
             return OptimizerStep(tuple(-lr * g for g in gradients), lr, None)
         update = tuple(-lr * (g + decay * p) for p, g in zip(params, gradients))
         rest = tuple((-lr * decay) * p for p in params)
         return OptimizerStep(update, lr, rest)
 
-    def _momentum(self, params: Params, gradients: Params, nesterov: bool) -> OptimizerStep:
-        lr, decay, mu = (
-            self.config.learning_rate,
-            self.config.weight_decay,
-            self.config.momentum,
-        )
+    def _momentum(
+        self, params: Params, gradients: Params, lr: float, nesterov: bool
+    ) -> OptimizerStep:
+        decay, mu = self.config.weight_decay, self.config.momentum
         directions = (
             list(gradients)
             if decay == 0.0
@@ -137,10 +156,11 @@ class ClosedFormOptimizer:
         rest = None if rest_terms[0] is None else tuple(rest_terms)
         return OptimizerStep(update, coefficient, rest)
 
-    def _adam(self, params: Params, gradients: Params, t: int, decoupled: bool) -> OptimizerStep:
+    def _adam(
+        self, params: Params, gradients: Params, t: int, lr: float, decoupled: bool
+    ) -> OptimizerStep:
         c = self.config
-        lr, decay, beta_1, beta_2, eps = (
-            c.learning_rate,
+        decay, beta_1, beta_2, eps = (
             c.weight_decay,
             c.beta_1,
             c.beta_2,

@@ -7,7 +7,8 @@ while the observer tracks what the lens needs (docs/design.md §1.1-1.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,25 @@ from ._optimizers import ClosedFormOptimizer, OptimizerConfig
 if TYPE_CHECKING:
     from ._replay import TelescopeRecorder
 
-__all__ = ["BatchSchedule", "checkpoint_steps", "train"]
+__all__ = ["BatchSchedule", "TrainingDivergedError", "checkpoint_steps", "train"]
+
+
+class TrainingDivergedError(ValueError):
+    """The training loss or the parameters became NaN or infinite during fit.
+
+    Raised at the step where it happens, naming the step and its learning rate, so that a
+    diverged run never yields a model whose predictions are silently NaN.
+    """
+
+
+def _diverged(t: int, n_steps: int, optimizer: OptimizerConfig, what: str):
+    return TrainingDivergedError(
+        f"Training diverged: {what} became non-finite at step {t} of {n_steps} "
+        f"(learning_rate={optimizer.learning_rate:g}, learning rate at that step "
+        f"{optimizer.learning_rate_at(t):g}, optimizer={optimizer.name!r}). Lower "
+        "learning_rate, add warm-up, or standardise the target (standardize_target=True "
+        "for regressors)."
+    )
 
 
 class BatchSchedule:
@@ -57,28 +76,44 @@ def train(
     schedule: BatchSchedule,
     n_steps: int,
     observer: TelescopeRecorder | None = None,
+    monitor: Callable[[int, Params], bool] | None = None,
 ) -> tuple[Params, np.ndarray]:
     """Run ``n_steps`` optimisation steps from ``params``; return final params and losses.
 
     The observer, when given, sees each step after it is taken and never changes it, so a
-    replay with an observer reproduces a run without one bit for bit.
+    replay with an observer reproduces a run without one bit for bit. The monitor (early
+    stopping, :mod:`~tabscope.models._early_stopping`) sees ``(t, theta_t)`` after each
+    step and stops training by returning True; the losses then cover the steps taken.
+
+    Raises
+    ------
+    TrainingDivergedError
+        A batch loss or, after the last step, a parameter is NaN or infinite.
     """
     state = ClosedFormOptimizer(optimizer, params)
     losses = torch.empty(n_steps, dtype=torch.float64)
     batches = iter(schedule)
+    taken = n_steps
     with torch.no_grad():
         if observer is not None:
             observer.start(params)
         for t in range(1, n_steps + 1):
             index = next(batches)
             record = network.loss_and_gradients(params, X[index], Y[index], loss)
+            losses[t - 1] = record.loss
+            if not math.isfinite(losses[t - 1]):
+                raise _diverged(t, n_steps, optimizer, "the training loss")
             step = state.step(params, record.gradients, t)
             new_params = tuple(p + u for p, u in zip(params, step.update))
             if observer is not None:
                 observer.after_step(t, params, new_params, step, index, record)
-            losses[t - 1] = record.loss
             params = new_params
-    return params, losses.numpy()
+            if monitor is not None and monitor(t, params):
+                taken = t
+                break
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            raise _diverged(taken, n_steps, optimizer, "the parameters")
+    return params, losses[:taken].numpy()
 
 
 def checkpoint_steps(n_steps: int, n_checkpoints: int) -> np.ndarray:

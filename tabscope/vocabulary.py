@@ -10,6 +10,7 @@ says what it means and, for algorithms, what it costs (docs/design.md §1.7 for 
 from __future__ import annotations
 
 import enum
+import math
 
 __all__ = [
     "Analysis",
@@ -17,6 +18,7 @@ __all__ = [
     "IrregularityMethod",
     "KernelMethod",
     "KernelNorm",
+    "LearningRateSchedule",
     "Loss",
     "Metric",
     "Objective",
@@ -119,6 +121,34 @@ class OptimizerName(enum.StrEnum):
     def diagonal(self) -> bool:
         """Whether the optimiser has a per-parameter (diagonal) preconditioner."""
         return self in (OptimizerName.ADAM, OptimizerName.ADAMW)
+
+
+class LearningRateSchedule(enum.StrEnum):
+    """How a network's learning rate changes over its ``max_steps`` steps, after an optional
+    linear warm-up (docs/design.md §1.2: the step's ``gamma_t``)."""
+
+    CONSTANT = "constant"
+    """``gamma_t = gamma`` after the warm-up."""
+    COSINE = "cosine"
+    """Half a cosine from ``gamma`` down towards 0 at ``max_steps``."""
+    LINEAR = "linear"
+    """A straight line from ``gamma`` down towards 0 at ``max_steps``."""
+
+    def factor(self, step: int, n_steps: int, warmup_steps: int) -> float:
+        """``gamma_t / gamma`` at 1-based ``step`` of ``n_steps``, warm-up included.
+
+        The warm-up rises as ``t / W`` over the first ``W = warmup_steps`` steps; the decay
+        then runs over the remaining ``n_steps - W`` steps, starting at 1 and staying
+        positive (the last step still moves), so a schedule never stalls training.
+        """
+        if step <= warmup_steps:
+            return step / warmup_steps
+        if self is LearningRateSchedule.CONSTANT:
+            return 1.0
+        progress = (step - warmup_steps - 1) / max(n_steps - warmup_steps, 1)
+        if self is LearningRateSchedule.COSINE:
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress
 
 
 class IrregularityMethod(enum.StrEnum):
