@@ -10,6 +10,14 @@ import pytest
 from support import OPENML_FIXTURE, tabscope_command
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start the real `tabscope` command pay its start-up (torch, boosters) each
+    time: they are `slow`, outside the `tox -e fast` subset."""
+    for item in items:
+        if "run_cli" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own dataset cache and stays offline, whatever the machine reaches."""

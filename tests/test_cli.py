@@ -151,6 +151,7 @@ def test_debug_shows_the_traceback(run_cli):
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+@pytest.mark.slow
 def test_kill_9_halfway_then_resume(tmp_path):
     suite = write_suite(tmp_path / "kill.toml", SUITE.replace('seeds = [0, 1]', 'seeds = [0, 1, 2, 3]')
                         .replace("n_estimators = 10\n[models.sklearn-gb]", "n_estimators = 200\n[models.sklearn-gb]"))

@@ -14,6 +14,8 @@ from tabscope.bench.store import ResultsStore
 from tabscope.bench.suite import parse_suite
 from tabscope.vocabulary import Metric, Task
 
+pytestmark = pytest.mark.slow  # a real Dask LocalCluster: seconds a test
+
 distributed = pytest.importorskip("distributed", reason="the 'distributed' extra is not installed")
 
 SUITE = {

@@ -116,6 +116,7 @@ def _outputs(estimator, X):
     return {name: getattr(estimator, name)(X) for name in names if hasattr(estimator, name)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", NETWORKS + LENSES, ids=lambda e: repr(e)[:60])
 def test_pickle_round_trip_predicts_identically(estimator):
     X_train, y_train, X_test = _data(estimator)

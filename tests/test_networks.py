@@ -169,6 +169,7 @@ def test_trapezoid_is_exact_for_a_network_quadratic_in_its_parameters():
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fidelity_on_diabetes_matches_the_design_figures():
     from sklearn.model_selection import train_test_split
 

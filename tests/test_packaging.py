@@ -10,6 +10,8 @@ import pytest
 
 import tabscope
 
+pytestmark = pytest.mark.slow  # builds and imports an installed package: seconds a test
+
 REPO = Path(__file__).resolve().parents[1]
 SUBPACKAGES = {"bench": "bench", "datasets": "datasets", "models": "models",
                "reports": "reports", "bench.perf": "bench/perf"}

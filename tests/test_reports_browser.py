@@ -30,11 +30,11 @@ from tabscope.reports import write_report
 from tabscope.reports.build import SECTION_TITLES
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None,
     reason="Chromium is not installed (apt-get install chromium); the report's browser test "
            "needs a real browser",
-)
+)]
 
 #: What the page reports about itself once loaded; evaluated by the browser, not the page
 #: (the report itself carries no script).

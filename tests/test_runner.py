@@ -105,6 +105,7 @@ def test_model_without_the_task_fails_its_cells_clearly(tmp_path):
     assert cells.loc["sklearn:iris", "error"].str.contains("no estimator for classification").all()
 
 
+@pytest.mark.slow
 def test_processes_give_the_same_metrics(tmp_path):
     suite = parse_suite({**SMALL, "seeds": [0]})
     run_suite(suite, tmp_path / "serial")
