@@ -63,6 +63,10 @@ def kernel_blocks(
     block : Tensor of shape (n_eval_block, n_batch_block, k_eval, k_batch)
     """
     first = eval_terms[0][1]
+    own = getattr(first, "kernel_blocks", None)
+    if own is not None:  # a route with its own contraction (the ResNet's LayerNorm shares)
+        yield from own(eval_terms, batch, coefficient, max_elements=max_elements)
+        return
     structured = isinstance(first, StructuredFactors) and isinstance(batch, StructuredFactors)
     if structured and isinstance(coefficient, (int, float)):
         yield from _structured_blocks(eval_terms, batch, float(coefficient), max_elements)

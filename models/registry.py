@@ -179,6 +179,17 @@ _REGISTRY: dict[str, ModelSpec] = {
             description="MLP (256, 256) trained with AdamW; a telescoping lens (tangent kernel)",
         ),
         ModelSpec(
+            "resnet",
+            regressor="tabscope.models.resnet:TelescopingResNetRegressor",
+            classifier="tabscope.models.resnet:TelescopingResNetClassifier",
+            preprocessing="network",
+            role="network",
+            description=(
+                "tabular ResNet (Gorishniy et al. 2021; LayerNorm, 2 blocks of 128/256) "
+                "trained with AdamW; a telescoping lens (tangent kernel)"
+            ),
+        ),
+        ModelSpec(
             "xgboost",
             regressor="xgboost:XGBRegressor",
             classifier="xgboost:XGBClassifier",

@@ -10,6 +10,9 @@ Jacobian with respect to the parameters and ``P`` an optional diagonal precondit
   every layer input ``a`` and output sensitivity ``delta = df/dz``, and a linear layer's share
   of the kernel is ``(delta(x) . delta(x')) (a(x) . a(x') + 1)``, which costs
   ``m n (in + out)`` per layer instead of ``m n in out``;
+  The tabular ResNet (:class:`~tabscope.models._resnet.TabularResNet`) has a structured
+  route of its own (:class:`~tabscope.models._structured_resnet.StructuredResNet`): the same
+  Linear-layer shares plus elementwise LayerNorm shares;
 * **functional**, for any module (:class:`FunctionalNetwork`), from per-example Jacobians
   obtained with :mod:`torch.func` (``vmap`` over ``jacrev``), so that users can plug in
   their own architectures.
@@ -43,7 +46,9 @@ from ._activations import ElementwiseActivation, elementwise_activation
 from ._differentiation import Coefficient
 from ._functional import FunctionalNetwork
 from ._kernel_blocks import MAX_BLOCK_ELEMENTS, assemble_kernel, kernel_blocks
+from ._resnet import TabularResNet
 from ._structured import StructuredMLP, UnsupportedModuleError
+from ._structured_resnet import StructuredResNet
 
 __all__ = [
     "ElementwiseActivation",
@@ -58,10 +63,12 @@ __all__ = [
     "tangent_kernel",
 ]
 
-Network = StructuredMLP | FunctionalNetwork
+Network = StructuredMLP | StructuredResNet | FunctionalNetwork
 
 
 def _structured(module: nn.Module, n_outputs: int) -> tuple[Network, str]:
+    if isinstance(module, TabularResNet):
+        return StructuredResNet.from_module(module), KernelMethod.STRUCTURED.value
     return StructuredMLP.from_module(module), KernelMethod.STRUCTURED.value
 
 
