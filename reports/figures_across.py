@@ -61,9 +61,8 @@ def critical_difference_figure(result: dict, palette: dict) -> Figure | None:
         scikit_posthocs.critical_difference_diagram(
             result["mean_ranks"], result["nemenyi"], ax=ax, alpha=result["alpha"],
             color_palette={m: palette.get(m, "grey") for m in result["mean_ranks"].index})
-        ax.set_title(f"Mean rank over {result['n_blocks']} dataset × seed blocks "
-                     f"(bars join models the Nemenyi test cannot tell apart, α = {result['alpha']})",
-                     fontsize=11)
+        ax.set_title(f"Mean rank over {result['n_blocks']} dataset × seed blocks; "
+                     f"bars: Nemenyi, α = {result['alpha']}", fontsize=11)
     return figure
 
 
