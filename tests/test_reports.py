@@ -445,7 +445,8 @@ def test_markdown_renders_the_same_tables_as_the_html(report):
 def test_markdown_figures_are_files_beside_it(report):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report["markdown"])
     assert sorted(links) == sorted(f"figures/{n}.png" for n in (
-        "scores", "irregularity", "kernel_norms", "effective_parameters", "fidelity"))
+        "scores", "irregularity", "kernel_norms", "effective_parameters", "fidelity",
+        "normalised_scores", "win_rates", "pooled_lens", "effective_parameters_across"))
     for link in links:
         png_size((report["dir"] / link).read_bytes())
     width, height = png_size((report["dir"] / "figures" / "irregularity.png").read_bytes())
