@@ -16,6 +16,7 @@ difference means B is better.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,9 @@ def compare_scores(a: Results, b: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
             if np.ptp(values_a) == 0 and np.ptp(values_b) == 0:
                 pvalue = 1.0 if values_a.iloc[0] == values_b.iloc[0] else 0.0
             else:
-                pvalue = float(stats.ttest_ind(values_a, values_b, equal_var=False).pvalue)
+                with warnings.catch_warnings():  # seeds that agree to the last digits
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    pvalue = float(stats.ttest_ind(values_a, values_b, equal_var=False).pvalue)
         rows.append({"dataset": dataset, "dataset_name": group_a["dataset_name"].iloc[0],
                      "model": model, "metric": group_a["metric"].iloc[0],
                      "mean_a": float(values_a.mean()), "mean_b": float(values_b.mean()),

@@ -631,3 +631,15 @@ def test_sections_are_found_by_name_in_one_ordered_registry():
     assert [entry.name for entry in SECTIONS if entry.built_last] == ["status"]
     with pytest.raises(KeyError, match="no report section named 'irregular'"):
         section("irregular")
+
+
+def test_cross_dataset_sections_say_why_they_have_too_little_to_show(report):
+    markdown = report["markdown"]
+    cd = markdown.split("## Critical differences\n", 1)[1].split("\n## ", 1)[0]
+    assert "Only 2 dataset(s): the critical-difference diagram needs at least 5" in cd
+    assert "critical_difference.png" not in markdown
+    assert "Friedman χ²" in cd  # the ranks and the test are still given, as descriptive
+    parallels = markdown.split("## Boosting parallels\n", 1)[1]
+    assert "No data: no compared pair has stored influence frames" in parallels
+    normalised = markdown.split("## Normalised scores across datasets\n", 1)[1].split("\n## ", 1)[0]
+    assert "needs the 'trials' table" in normalised

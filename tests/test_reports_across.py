@@ -54,6 +54,11 @@ def test_friedman_matches_scipy_and_the_textbook_formula():
     assert result["critical_difference"] == pytest.approx(2.343 * np.sqrt(k * (k + 1) / (6 * n)),
                                                           rel=1e-3)
     assert result["enough"] and result["n_datasets"] == 6
+    # Nemenyi: |R_i − R_j| / sqrt(k(k+1)/6N) against the studentised range over sqrt(2).
+    for i, j in (("a", "b"), ("a", "c"), ("b", "c")):
+        z = abs(ranks[i] - ranks[j]) / np.sqrt(k * (k + 1) / (6 * n))
+        expected_p = stats.studentized_range.sf(z * np.sqrt(2), k, np.inf)
+        assert result["nemenyi"].loc[i, j] == pytest.approx(expected_p, rel=1e-3, abs=1e-6)
 
 
 def test_ranks_follow_the_metric_direction_and_a_known_winner_wins():
