@@ -11,10 +11,14 @@ but with little power at 2–3 seeds. Per model over all datasets: the Wilcoxon 
 test (``scipy.stats.wilcoxon``) of the relative differences (B − A) / |mean A| of every
 (dataset, seed pair), Holm-adjusted over models. Scores are oriented so that a positive
 difference means B is better.
+
+The comparison report ends with the report's cross-dataset sections (normalised scores,
+critical differences, win rates) on A's and B's models together (:func:`merged_results`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -25,12 +29,12 @@ from scipy import stats
 
 from .across import per_seed_scores
 from .data import Results, load_results
-from .document import Cell, Paragraph, Section, Table, iter_figures, render_html, render_markdown
+from .document import Cell, FigureBlock, Paragraph, Section, Table, iter_figures, render_html, render_markdown
 from .figures import model_palette
 from .figures_across import compare_figure
 from .sections._common import figure_block, fmt
 
-__all__ = ["ALPHA", "compare_scores", "holm", "write_comparison"]
+__all__ = ["ALPHA", "compare_scores", "holm", "merged_results", "write_comparison"]
 
 #: Significance level of the comparison.
 ALPHA = 0.05
@@ -123,6 +127,53 @@ def compare_scores(a: Results, b: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     return per_dataset, overall
 
 
+def merged_results(a: Results, b: Results) -> Results:
+    """A and B as one set of results whose models are named ``MODEL (A)`` and ``MODEL (B)``.
+
+    Seeds are replaced by their position in each run's sorted seeds, the pairing of
+    :func:`compare_scores`, so the cross-dataset sections rank A's and B's models in the same
+    (dataset, seed) blocks.
+    """
+    frames, models = [], {}
+    for label, results in (("A", a), ("B", b)):
+        cells = results.cells.copy()
+        position = {seed: i for i, seed in enumerate(sorted(set(cells["seed"])))}
+        cells["seed"] = cells["seed"].map(position)
+        cells["model"] = cells["model"] + f" ({label})"
+        frames.append(cells)
+        for name, spec in (results.meta.get("models") or {}).items():
+            models[f"{name} ({label})"] = spec
+    cells = pd.concat(frames, ignore_index=True)
+    cells["cell_id"] = cells["dataset"] + "::" + cells["model"] + "::" + cells["seed"].astype(str)
+    meta = {"models": models, "datasets": list(dict.fromkeys([*(a.meta.get("datasets") or []),
+                                                             *(b.meta.get("datasets") or [])])),
+            "seeds": sorted(set(cells["seed"]))}
+    return Results(directory=Path(b.directory), meta=meta, cells=cells,
+                   analyses=a.analyses.iloc[:0], store=b.store)
+
+
+def _cross_dataset_sections(a: Results, b: Results) -> list[Section]:
+    """The report's cross-dataset sections on A's and B's models together."""
+    from .build import _guarded
+    from .sections import ReportContext, section
+    from .sections._common import in_report_order
+    from .tables import primary_scores
+
+    merged = merged_results(a, b)
+    context = ReportContext(data=merged, scores=in_report_order(primary_scores(merged.cells), merged),
+                            palette=model_palette(merged.models))
+    built = []
+    for name in ("normalised", "critical_difference", "win_rates"):
+        entry = section(name)
+        part = _guarded(entry, context)
+        part.title = f"{part.title} (A and B together)"
+        # Figure files of their own, beside the comparison's.
+        part.blocks = [dataclasses.replace(block, name=f"compare_{block.name}")
+                       if isinstance(block, FigureBlock) else block for block in part.blocks]
+        built.append(part)
+    return built
+
+
 def _sections(a: Results, b: Results) -> list[Section]:
     per_dataset, overall = compare_scores(a, b)
     palette = model_palette(list(dict.fromkeys([*a.models, *b.models])))
@@ -166,7 +217,7 @@ def _sections(a: Results, b: Results) -> list[Section]:
             detail.blocks.append(block)
     else:
         detail.blocks.append(Paragraph("No data: nothing to compare.", kind="note"))
-    return [header, overall_section, detail]
+    return [header, overall_section, detail, *_cross_dataset_sections(a, b)]
 
 
 def write_comparison(directory_a: str | os.PathLike, directory_b: str | os.PathLike,

@@ -236,3 +236,5 @@ def test_compare_finds_a_crippled_model_and_not_an_identical_one(tmp_path):
     assert "report.html" in completed.stdout
     page = (tmp_path / "b" / "compare" / "report.html").read_text()
     assert "Overall differences per model" in page and 'id="figure-compare"' in page
+    assert "Critical differences (A and B together)" in page
+    assert (tmp_path / "b" / "compare" / "figures" / "compare_critical_difference.png").exists()
