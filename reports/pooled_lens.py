@@ -8,6 +8,8 @@ effective-parameter summaries; nothing is recomputed from models.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -72,9 +74,12 @@ def lens_per_dataset(data: ReportData) -> pd.DataFrame:
     return out.reset_index()[columns]
 
 
-def rank_correlation(x: np.ndarray, y: np.ndarray, n_boot: int = 2000, confidence: float = 0.95,
-                     random_state: int = 0) -> dict:
-    """Spearman ρ of ``x`` and ``y`` with a percentile bootstrap interval over the points.
+def rank_correlation(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+                     n_boot: int = 2000, confidence: float = 0.95, random_state: int = 0) -> dict:
+    """Spearman ρ of ``x`` and ``y`` with a percentile bootstrap interval.
+
+    The bootstrap resamples the points, or, with ``groups``, whole groups (a dataset's
+    points share its network, so they are not independent).
 
     Returns
     -------
@@ -85,13 +90,18 @@ def rank_correlation(x: np.ndarray, y: np.ndarray, n_boot: int = 2000, confidenc
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
+    labels = np.arange(x.size) if groups is None else np.asarray(groups)[keep]
+    members = [np.flatnonzero(labels == g) for g in np.unique(labels)]
     result = {"rho": np.nan, "pvalue": np.nan, "low": np.nan, "high": np.nan, "n": int(x.size)}
     if x.size < 3:
         return result
     test = stats.spearmanr(x, y)
     rng = np.random.default_rng(random_state)
-    draws = rng.integers(0, x.size, size=(n_boot, x.size))
-    boot = np.array([stats.spearmanr(x[d], y[d]).statistic for d in draws])
+    draws = rng.integers(0, len(members), size=(n_boot, len(members)))
+    indices = [np.concatenate([members[g] for g in draw]) for draw in draws]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a resample of tied values has no correlation
+        boot = np.array([stats.spearmanr(x[i], y[i]).statistic for i in indices])
     boot = boot[np.isfinite(boot)]
     tail = (1 - confidence) / 2
     result.update(rho=float(test.statistic), pvalue=float(test.pvalue))

@@ -115,6 +115,11 @@ def test_holm_and_rank_correlation_match_independent_implementations():
     result = rank_correlation(x, y)
     assert result["rho"] == pytest.approx(stats.spearmanr(x, y).statistic)
     assert result["low"] <= result["rho"] <= result["high"]
+    # Resampling groups of identical pairs is resampling their datasets: with every point
+    # duplicated in its own group, the interval matches the ungrouped one on the originals.
+    grouped = rank_correlation(np.repeat(x, 2), np.repeat(y, 2), groups=np.repeat(np.arange(12), 2))
+    assert grouped["rho"] == pytest.approx(result["rho"])
+    assert (grouped["low"], grouped["high"]) == pytest.approx((result["low"], result["high"]), abs=0.02)
 
 
 # ------------------------------------------------------------------ real five-dataset run
