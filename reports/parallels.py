@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from tabscope.vocabulary import CellJob
 
 from .data import ReportData
 from .lens import _pairs
+from .pooled_lens import row_spearman
 
 __all__ = ["TOP_K", "influence_agreement", "kappa_paths"]
 
@@ -60,21 +60,20 @@ def influence_agreement(data: ReportData, top_k: int = TOP_K) -> pd.DataFrame:
                 continue
             merged = network_frame.merge(frames[(dataset, tree, seed)],
                                          on=["eval_row", "train_row"], suffixes=("_nn", "_gb"))
-            rhos, overlaps, n_train = [], [], 0
-            for _, point in merged.groupby("eval_row", sort=False):
-                a = point["influence_nn"].to_numpy(float)
-                b = point["influence_gb"].to_numpy(float)
-                n_train = len(a)
-                if n_train < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-                    continue
-                rhos.append(stats.spearmanr(a, b).statistic)
-                k = min(top_k, n_train)
-                top_a = set(np.argsort(-a, kind="stable")[:k])
-                top_b = set(np.argsort(-b, kind="stable")[:k])
-                overlaps.append(len(top_a & top_b) / k)
-            if not rhos:
+            # One row per test point, one column per training example.
+            a = merged.pivot(index="eval_row", columns="train_row", values="influence_nn")
+            b = merged.pivot(index="eval_row", columns="train_row", values="influence_gb")
+            a, b = a.to_numpy(float), b.loc[a.index, a.columns].to_numpy(float)
+            n_train = a.shape[1]
+            usable = (np.ptp(a, axis=1) > 0) & (np.ptp(b, axis=1) > 0)
+            if n_train < 3 or not usable.any():
                 continue
-            rhos = np.asarray(rhos)
+            a, b = a[usable], b[usable]
+            rhos = row_spearman(a, b)
+            k = min(top_k, n_train)
+            top_a = np.argsort(-a, axis=1, kind="stable")[:, :k]
+            top_b = np.argsort(-b, axis=1, kind="stable")[:, :k]
+            overlaps = [len(set(x) & set(y)) / k for x, y in zip(top_a, top_b)]
             rows.append({"dataset": dataset, "dataset_name": names.get(dataset, dataset),
                          "network": network, "tree": tree, "seed": seed,
                          "n_points": len(rhos), "n_train": n_train,
