@@ -243,3 +243,13 @@ def test_compare_finds_a_crippled_model_and_not_an_identical_one(tmp_path):
     assert "Overall differences per model" in page and 'id="figure-compare"' in page
     assert "Critical differences (A and B together)" in page
     assert (tmp_path / "b" / "compare" / "figures" / "compare_critical_difference.png").exists()
+
+
+def test_compare_of_a_directory_without_results_is_one_line(tmp_path, capsys):
+    from tabscope.cli import main
+
+    (tmp_path / "empty").mkdir()
+    status = main(["compare", str(tmp_path / "empty"), str(tmp_path / "empty")])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("tabscope: error:") and "\n" not in error
