@@ -230,7 +230,7 @@ def win_rates(scores: pd.DataFrame, tolerance: float = TIE_TOLERANCE, n_boot: in
     Returns
     -------
     rates : pandas.DataFrame
-        One row per ordered pair (A first in suite order): ``model_a``, ``model_b``,
+        One row per pair, a network first where there is one, else in suite order: ``model_a``, ``model_b``,
         ``role_a``, ``role_b``, ``wins``, ``ties``, ``losses``, ``n_blocks``,
         ``n_datasets``, ``win_rate``, ``low``, ``high``.
     """
@@ -243,7 +243,8 @@ def win_rates(scores: pd.DataFrame, tolerance: float = TIE_TOLERANCE, n_boot: in
     wide = oriented.pivot_table(index=["dataset", "seed"], columns="model", values="oriented",
                                 aggfunc="first")
     roles = dict(zip(scores["model"], scores["role"]))
-    models = [m for m in dict.fromkeys(scores["model"])]
+    # Networks first, so every network-versus-GBDT pair reads from the network's side.
+    models = sorted(dict.fromkeys(scores["model"]), key=lambda m: roles.get(m) != "network")
     rng = np.random.default_rng(random_state)
     rows = []
     for a, b in itertools.combinations(models, 2):

@@ -24,8 +24,6 @@ def _build(context: ReportContext) -> Section:
     if rates.empty:
         section.blocks.append(no_data("no two models were scored on the same dataset and seed."))
         return section
-    rates = rates.sort_values(by=["role_a", "role_b"], key=lambda c: c != "network",
-                              kind="stable")
     section.blocks.append(Table(
         "Win rate of the first model (network first where there is one)",
         ["first", "second", "wins", "ties", "losses", "blocks", "datasets", "win rate",
