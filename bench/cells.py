@@ -288,6 +288,43 @@ def top_contributions(
     return pd.DataFrame.from_records(records)
 
 
+#: Evaluation rows whose full influence vector over the training set is stored.
+INFLUENCE_ROWS = 40
+
+
+def influence_frame(view, offset: int, eval_dataset_rows: np.ndarray,
+                    train_dataset_rows: np.ndarray, n_rows: int = INFLUENCE_ROWS) -> pd.DataFrame:
+    """|C(x, i)| of the first ``n_rows`` evaluation rows on every training example.
+
+    The influence of training example i on the prediction at x is the magnitude of its
+    total contribution (docs/design.md §1.3), summed over outputs by its Frobenius norm.
+    Rows are dataset row indices, so a network's and a GBDT's frames line up.
+    """
+    count = min(n_rows, view.n_eval - offset)
+    contributions = np.asarray(view.contributions[offset:offset + count], dtype=np.float64)
+    if contributions.ndim == 3:
+        weights = np.sqrt(np.sum(contributions ** 2, axis=2))
+    else:
+        weights = np.abs(contributions)
+    n_train = weights.shape[1]
+    return pd.DataFrame({
+        "eval_row": np.repeat(eval_dataset_rows[:count], n_train).astype(np.int64),
+        "train_row": np.tile(np.asarray(train_dataset_rows), count).astype(np.int64),
+        "influence": weights.ravel().astype(np.float32),
+    })
+
+
+def kappa_path_frame(view, offset: int) -> pd.DataFrame:
+    """Mean kappa_t over evaluation and over training rows at each checkpoint (§1.5)."""
+    checkpoints = np.asarray(view.checkpoints, dtype=np.float64)
+    return pd.DataFrame({
+        "checkpoint": checkpoints,
+        "fraction": checkpoints / checkpoints.max(),
+        "eval_mean_kappa": np.asarray(view.kernel_norms)[offset:].mean(axis=0),
+        "train_mean_kappa": np.asarray(view.train_kernel_norms).mean(axis=0),
+    })
+
+
 def _analysis_row(task: CellTask, job: CellJob, status: str, **extra) -> dict:
     return {
         "analysis_id": analysis_id(job, task.dataset.source, task.seed, [task.model.name]),
@@ -392,6 +429,9 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
                 "top_contributions": top_contributions(
                     view, offset, eval_dataset_rows, task.split.train),
             }
+            frames["influence"] = influence_frame(view, offset, eval_dataset_rows,
+                                                  task.split.train)
+            frames["kappa_path"] = kappa_path_frame(view, offset)
             if task.stores_irregularity_scores:
                 frames["irregularity_scores"] = pd.DataFrame(
                     {"row": eval_dataset_rows, "score": _irregularity_scores(task, data, eval_rows)})

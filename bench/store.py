@@ -354,6 +354,16 @@ class ResultsStore:
         frame["models"] = [json.loads(m) for m in frame["models"]]
         return frame
 
+    def extra_tables(self) -> dict[str, pd.DataFrame]:
+        """Every table besides ``meta``, ``cells`` and ``analyses`` (``trials`` of tuned
+        runs, for example), read whole; {} when there is none."""
+        with self._connect() as connection:
+            names = [row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            return {name: pd.read_sql_query(f'SELECT * FROM "{name}"', connection)
+                    for name in names
+                    if name not in ("meta", "cells", "analyses") and not name.startswith("sqlite_")}
+
     def _row(self, table: str, key_column: str, key: str) -> dict | None:
         with self._connect() as connection:
             connection.row_factory = sqlite3.Row

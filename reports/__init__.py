@@ -8,6 +8,7 @@ here trains a model: data flows datasets -> models -> bench -> reports.
 from .data import ReportData, load_results
 from .figures import model_palette
 from .tables import average_ranks, primary_scores, win_tie_loss
+from .comparison import write_comparison
 from .writer import write_report
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "model_palette",
     "primary_scores",
     "win_tie_loss",
+    "write_comparison",
     "write_report",
 ]

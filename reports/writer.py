@@ -21,7 +21,9 @@ HTML_NAME = "report.html"
 MARKDOWN_NAME = "report.md"
 FIGURES_DIR = "figures"
 #: Figures the report may write; one not made this time is removed so none goes stale.
-FIGURE_NAMES = ("scores", "irregularity", "kernel_norms", "effective_parameters", "fidelity")
+FIGURE_NAMES = ("scores", "irregularity", "kernel_norms", "effective_parameters", "fidelity",
+                "normalised_scores", "critical_difference", "win_rates", "pooled_lens",
+                "effective_parameters_across", "kappa_paths", "compare")
 
 
 def _write_atomic(target: Path, content: bytes) -> None:

@@ -27,6 +27,8 @@ _EXPORTS = {
     "load_suite": "tabscope.bench.suite",
     "run_suite": "tabscope.bench.runner",
     "ResultsStore": "tabscope.bench.store",
+    "Results": "tabscope.bench.results",
+    "load_results": "tabscope.bench.results",
     "write_report": "tabscope.reports",
 }
 

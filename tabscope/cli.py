@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = add_command("report", help="write report.html and report.md into DIR")
     report.add_argument("directory", type=Path)
 
+    compare = add_command("compare", help="compare two results directories (B against A): "
+                          "differences per dataset and their significance")
+    compare.add_argument("directory_a", type=Path, metavar="DIR_A")
+    compare.add_argument("directory_b", type=Path, metavar="DIR_B")
+    compare.add_argument("--out", type=Path, default=None,
+                         help="where to write the comparison report (default: DIR_B/compare)")
+
     datasets = add_command("datasets", help="list or inspect dataset sources")
     datasets_commands = datasets.add_subparsers(dest="datasets_command", metavar="ACTION",
                                                 required=True)
@@ -218,6 +225,26 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args) -> int:
+    from rich.table import Table
+
+    from tabscope.reports.comparison import compare_scores, write_comparison
+    from tabscope.reports.data import load_results
+
+    paths = write_comparison(args.directory_a, args.directory_b, args.out)
+    _, overall = compare_scores(load_results(args.directory_a), load_results(args.directory_b))
+    table = Table(title="B against A, over datasets (Wilcoxon signed-rank, Holm-adjusted)")
+    for heading in ("model", "median relative difference", "Holm p", "significant"):
+        table.add_column(heading)
+    for _, row in overall.iterrows():
+        table.add_row(row["model"], f"{row['median_relative_difference']:+.3g}",
+                      f"{row['pvalue_holm']:.3g}", "yes" if row["significant"] else "no")
+    console = _console()
+    console.print(table)
+    console.print(f"wrote {paths['html']} and {paths['markdown']}")
+    return EXIT_OK
+
+
 def cmd_datasets(args) -> int:
     from rich.markup import escape
     from rich.table import Table
@@ -286,7 +313,7 @@ def cmd_suites(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "results": cmd_results, "report": cmd_report,
+COMMANDS = {"run": cmd_run, "results": cmd_results, "report": cmd_report, "compare": cmd_compare,
             "datasets": cmd_datasets, "models": cmd_models, "suites": cmd_suites}
 
 

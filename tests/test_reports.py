@@ -418,7 +418,10 @@ def test_html_is_self_contained_and_every_image_is_a_decodable_png(report):
     assert "<script" not in page.lower()
     assert not re.search(r'(src|href)="(?!data:|#)', page), "a resource outside the page"
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert len(sources) == 5
+    # Per-dataset: scores, irregularity, kernel norms, effective parameters, fidelity;
+    # across datasets: normalised scores, win rates, pooled lens, effective parameters
+    # (no critical-difference diagram with two datasets, no κ_t paths in the fixture).
+    assert len(sources) == 9
     for source in sources:
         assert source.startswith("data:image/png;base64,")
         width, height = png_size(base64.b64decode(source.split(",", 1)[1], validate=True))
@@ -442,7 +445,8 @@ def test_markdown_renders_the_same_tables_as_the_html(report):
 def test_markdown_figures_are_files_beside_it(report):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report["markdown"])
     assert sorted(links) == sorted(f"figures/{n}.png" for n in (
-        "scores", "irregularity", "kernel_norms", "effective_parameters", "fidelity"))
+        "scores", "irregularity", "kernel_norms", "effective_parameters", "fidelity",
+        "normalised_scores", "win_rates", "pooled_lens", "effective_parameters_across"))
     for link in links:
         png_size((report["dir"] / link).read_bytes())
     width, height = png_size((report["dir"] / "figures" / "irregularity.png").read_bytes())
@@ -627,3 +631,15 @@ def test_sections_are_found_by_name_in_one_ordered_registry():
     assert [entry.name for entry in SECTIONS if entry.built_last] == ["status"]
     with pytest.raises(KeyError, match="no report section named 'irregular'"):
         section("irregular")
+
+
+def test_cross_dataset_sections_say_why_they_have_too_little_to_show(report):
+    markdown = report["markdown"]
+    cd = markdown.split("## Critical differences\n", 1)[1].split("\n## ", 1)[0]
+    assert "Only 2 dataset(s): the critical-difference diagram needs at least 5" in cd
+    assert "critical_difference.png" not in markdown
+    assert "Friedman χ²" in cd  # the ranks and the test are still given, as descriptive
+    parallels = markdown.split("## Boosting parallels\n", 1)[1]
+    assert "No data: no compared pair has stored influence frames" in parallels
+    normalised = markdown.split("## Normalised scores across datasets\n", 1)[1].split("\n## ", 1)[0]
+    assert "needs the 'trials' table" in normalised

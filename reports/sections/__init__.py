@@ -9,8 +9,9 @@ run; a section without data says why instead of disappearing.
 
 from __future__ import annotations
 
-from . import (contributions, data, effective_parameters, fidelity, irregularity, kernel_norms,
-               ranks, scores, status, suite, versus)
+from . import (boosting_parallels, contributions, critical_difference, data,
+               effective_parameters, fidelity, irregularity, kernel_norms, normalised,
+               pooled_lens, ranks, scores, status, suite, versus, win_rates)
 from ._common import ReportContext, ReportSection
 
 __all__ = ["SECTIONS", "SECTION_TITLES", "ReportContext", "ReportSection", "section"]
@@ -23,11 +24,16 @@ SECTIONS: tuple[ReportSection, ...] = (
     scores.SECTION,
     ranks.SECTION,
     versus.SECTION,
+    normalised.SECTION,
+    critical_difference.SECTION,
+    win_rates.SECTION,
     irregularity.SECTION,
+    pooled_lens.SECTION,
     kernel_norms.SECTION,
     effective_parameters.SECTION,
     fidelity.SECTION,
     contributions.SECTION,
+    boosting_parallels.SECTION,
 )
 
 #: Their headings, in order.
