@@ -10,7 +10,7 @@ run; a section without data says why instead of disappearing.
 from __future__ import annotations
 
 from . import (contributions, data, effective_parameters, fidelity, irregularity, kernel_norms,
-               ranks, scores, status, suite, versus)
+               ranks, scores, status, suite, tuning, versus)
 from ._common import ReportContext, ReportSection
 
 __all__ = ["SECTIONS", "SECTION_TITLES", "ReportContext", "ReportSection", "section"]
@@ -21,6 +21,7 @@ SECTIONS: tuple[ReportSection, ...] = (
     status.SECTION,
     data.SECTION,
     scores.SECTION,
+    tuning.SECTION,
     ranks.SECTION,
     versus.SECTION,
     irregularity.SECTION,
