@@ -226,7 +226,9 @@ def run_suite(
             "environment": environment(),
             "seeds": list(suite.seeds),
             "models": {e.name: {"role": e.spec.role, "preprocessing": e.spec.preprocessing,
-                                "params": e.params} for e in suite.models},
+                                "params": e.params, "early_stopping": e.early_stopping,
+                                "search": e.search if suite.tuning.n_trials else {}}
+                       for e in suite.models},
             "compare": [list(pair) for pair in suite.compare],
             "analyses": list(suite.analyses),
             "tuning": dataclasses.asdict(suite.tuning),

@@ -426,6 +426,11 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
                     f"compare names model {model!r}, which is not in [models] ({sorted(names)})"
                 )
         pairs.append(tuple(pair))
+    split = _parse_split(data.get("split", {}))
+    tuning = _parse_tuning(data.get("tuning", {}))
+    if tuning.n_trials and split.valid_size == 0:
+        raise SuiteError("tuning.n_trials needs a validation part to select on: "
+                         "split.valid_size must be > 0")
     if Analysis.IRREGULARITY in analyses and not pairs:
         raise SuiteError("the 'irregularity' analysis needs at least one compare pair")
     return Suite(
@@ -438,9 +443,9 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
         metrics=metrics,
         analyses=tuple(analyses),
         compare=tuple(pairs),
-        split=_parse_split(data.get("split", {})),
+        split=split,
         analysis=_parse_analysis(data.get("analysis", {})),
-        tuning=_parse_tuning(data.get("tuning", {})),
+        tuning=tuning,
         source_text=source_text,
         dataset_notes=tuple(notes + fallback_notes),
     )

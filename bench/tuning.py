@@ -243,7 +243,8 @@ def _run_trial(number, params, objective, ask, settings) -> Trial:
         if validation is None or not math.isfinite(validation):
             status, error = TrialStatus.FAILED, f"validation score {validation}"
     except optuna.TrialPruned as exc:
-        validation = test = steps = None
+        validation = test = None
+        steps = max(intermediate) if intermediate else None  # the step it was stopped at
         status, error = TrialStatus.PRUNED, str(exc)
     except Exception as exc:  # a configuration that cannot be fitted is a failed trial
         logger.debug("trial %d failed", number, exc_info=True)

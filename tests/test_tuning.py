@@ -180,6 +180,16 @@ def test_tree_lens_is_exact_on_the_early_stopped_booster_of_a_cell(tmp_path, mod
     assert error <= 1e-5
 
 
+def test_a_plug_in_is_tuned_on_its_own_configuration_only(tmp_path):
+    toml = ('name = "p"\ndatasets = ["sklearn:diabetes"]\nseeds = [0]\n[tuning]\nn_trials = 3\n'
+            '[models.ridge]\nestimator = "sklearn.linear_model:Ridge"\n')
+    run_suite(load_suite(write_suite(tmp_path / "p.toml", toml)), tmp_path / "out")
+    store = ResultsStore(tmp_path / "out")
+    assert store.cells()["status"].tolist() == ["ok"]
+    assert store.cells()["stopping_step"].isna().all()
+    assert store.trials()["trial"].tolist() == [0]  # no search space: nothing else to try
+
+
 def test_early_stopping_false_trains_the_whole_budget(tmp_path):
     toml = ('name = "es"\ndatasets = ["sklearn:diabetes"]\nseeds = [0]\n'
             '[models.xgboost]\nn_estimators = 300\nlearning_rate = 0.3\nearly_stopping = false\n')
@@ -198,6 +208,7 @@ def test_early_stopping_false_trains_the_whole_budget(tmp_path):
     ({"models": {"xgboost": {"search": {"gamma": {"low": 0.0, "high": 1.0, "log": True}}}}},
      "gamma"),
     ({"models": {"xgboost": {"early_stopping": "yes"}}}, "early_stopping"),
+    ({"tuning": {"n_trials": 2}, "split": {"valid_size": 0}}, "valid_size"),
 ])
 def test_tuning_mistakes_name_the_key(table, key):
     data = {"datasets": ["sklearn:diabetes"], "models": {"xgboost": {}}} | table
