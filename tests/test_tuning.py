@@ -21,6 +21,7 @@ from tabscope.bench.suite import SuiteError, load_suite, parse_suite
 from tabscope.bench.tuning import TuningSettings, journal_path, read_journal, run_study
 from tabscope.datasets import load_dataset, prepare_data
 from tabscope.models.search_spaces import check_search_space
+from tabscope.reports import write_report
 
 from support import tabscope_command, write_suite
 
@@ -82,6 +83,32 @@ def test_a_tuned_run_stores_every_trial_and_selects_on_validation(tmp_path):
     assert json.loads(trials.loc[0, "params"]) == {}  # trial 0: the suite's configuration
     assert not (tmp_path / "out" / "journals").exists() or not any(
         (tmp_path / "out" / "journals").iterdir())
+
+    markdown = write_report(tmp_path / "out")["markdown"].read_text()
+    tuning = markdown.split("## Tuning and early stopping")[1].split("\n## ")[0]
+    assert "Selected configuration per cell" in tuning and "figures/tuning.png" in tuning
+    assert "Stopping point on the validation part" in tuning
+    assert (tmp_path / "out" / "figures" / "tuning.png").exists()
+
+
+def test_the_report_says_why_a_run_without_tuning_has_no_curve(tmp_path):
+    toml = 'name = "n"\ndatasets = ["sklearn:diabetes"]\nseeds = [0]\n[models.xgboost]\n'
+    run_suite(load_suite(write_suite(tmp_path / "n.toml", toml)), tmp_path / "out")
+    markdown = write_report(tmp_path / "out")["markdown"].read_text()
+    tuning = markdown.split("## Tuning and early stopping")[1].split("\n## ")[0]
+    assert "No data: the suite has no [tuning] table" in tuning
+
+
+def test_a_timeout_stops_the_study_after_the_running_trial():
+    space = check_search_space({"x": {"low": 0.0, "high": 1.0}}, "search")
+
+    def objective(params, report):
+        time.sleep(0.05)
+        return 0.0, 0.0, 1
+
+    trials, selected = run_study(TuningSettings(n_trials=10, timeout=0.01), space, 0,
+                                 objective, maximize=True)
+    assert len(trials) == 1 and selected == 0
 
 
 def test_one_and_two_workers_give_the_same_store(tmp_path):
