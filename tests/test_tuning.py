@@ -178,6 +178,7 @@ def test_random_and_tpe_samplers_are_seeded_by_the_cell(tmp_path):
     ("xgboost", {"n_estimators": 300, "learning_rate": 0.3}),
     ("lightgbm", {"n_estimators": 300, "learning_rate": 0.3}),
     ("sklearn-hgb", {"max_iter": 300, "learning_rate": 0.3}),
+    ("sklearn-gb", {"n_estimators": 300, "learning_rate": 0.3}),
 ])
 @pytest.mark.parametrize("dataset", ["sklearn:diabetes", "sklearn:breast_cancer"])
 def test_tree_lens_is_exact_on_the_early_stopped_booster_of_a_cell(tmp_path, model, params,
@@ -193,6 +194,11 @@ def test_tree_lens_is_exact_on_the_early_stopped_booster_of_a_cell(tmp_path, mod
     assert step < 300  # it stopped on the validation part
     lens = lens_for(estimator, data, fit_target(data))
     assert lens.n_rounds_ == step
+    if model == "sklearn-gb":  # the refit is the full fit cut at the selected stage count
+        full = task.model.spec.build(task.dataset.task, {**task.model.params},
+                                     random_state=task.seed).fit(data.X_train, fit_target(data))
+        staged = list(full.staged_predict(data.X_test))[step - 1]
+        np.testing.assert_array_equal(estimator.predict(data.X_test), staged)
     view = lens.kernel_view(data.X_test)
     if model == "xgboost":
         expected = estimator.predict(data.X_test, output_margin=True)
