@@ -13,7 +13,9 @@ study's trials are a function of the seed alone: the same with 1 or N workers, o
 after an interruption. Each finished trial is appended to a per-cell journal (JSON lines,
 flushed and synced) under the results directory; a rerun replays the journal instead of
 repeating those trials. The driver copies the trials into the ``trials`` table with the
-cell's row, in one transaction, and then removes the journal.
+cell's row, in one transaction, and then removes the journal. Workers that cannot reach the
+results directory (Dask workers on other machines without a shared file system) run the same
+trials without a journal: results are unchanged, only resuming mid-study is lost.
 
 Pruning. Networks report their validation score every ``validation_interval`` steps; Optuna's
 median pruner stops a trial whose score is worse than the median of earlier trials at the
@@ -100,10 +102,12 @@ def journal_path(results_dir: str | os.PathLike, cell_key: str) -> Path:
 def read_journal(path: Path | None, config_hash: str) -> list[Trial]:
     """The trials 0..k-1 a journal holds for this configuration; a torn last line (the
     process killed mid-write) and trials of another configuration are ignored."""
-    if path is None or not path.exists():
+    try:
+        text = path.read_text(encoding="utf-8") if path is not None else ""
+    except OSError:  # no journal yet, or not reachable from this worker
         return []
     trials: dict[int, Trial] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -122,8 +126,13 @@ def _append(path: Path | None, trial: Trial, config_hash: str) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    torn = False
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"  # a line cut by a kill: end it, keep ours whole
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(trial.as_json(config_hash) + "\n")
+        handle.write(("\n" if torn else "") + trial.as_json(config_hash) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -217,7 +226,12 @@ def run_study(settings: TuningSettings, space: dict, seed: int, objective, *,
             ask = study.ask(fixed_distributions=distributions)
             params = dict(ask.params)
         trial = _run_trial(number, params, objective, ask, settings)
-        _append(journal, trial, config_hash)
+        try:
+            _append(journal, trial, config_hash)
+        except OSError as exc:  # e.g. a Dask worker without the driver's file system
+            logger.warning("cannot journal tuning trials in %s (%s): this study will not "
+                           "resume after an interruption", journal, exc)
+            journal = None
         trials.append(trial)
     return trials, select(trials, maximize)
 

@@ -150,6 +150,8 @@ def test_an_interrupted_study_resumes_without_repeating_a_trial(tmp_path):
                   config_hash="h")
     assert len(read_journal(journal, "h")) == stop_after
     assert read_journal(journal, "other configuration") == []
+    with open(journal, "a") as handle:
+        handle.write('{"number": 3, "para')  # killed in the middle of writing a line
     calls.clear()
     resumed, resumed_selected = run_study(settings, space, 7, objective, maximize=True,
                                           journal=journal, config_hash="h")
