@@ -27,9 +27,12 @@ import pandas as pd
 from tabscope.datasets import Dataset, PreparedData, Split, describe_inputs, prepare_data
 from tabscope.vocabulary import Analysis, CellJob, Preprocessing, Task
 
+from .cell_fitting import fit_target as _fit_target
+from .cell_fitting import fit_model, impute_if_needed, predict, tune_model
 from .metrics import classification_scores, regression_scores
 from .store import CELL_INPUTS_ARRAY, analysis_id, cell_id
 from .suite import AnalysisSettings, ModelEntry
+from .tuning import TuningSettings
 
 __all__ = ["CellOutcome", "CellTask", "cell_id", "evaluation_rows", "run_cell"]
 
@@ -63,6 +66,9 @@ class CellTask:
     stores_irregularity_scores: bool = False
     """Whether this cell is the network side of a compared pair: its kernel-norms job then
     also stores the irregularity scores of the evaluation rows (docs/design.md §1.5)."""
+    tuning: TuningSettings = TuningSettings()
+    results_dir: str | None = None
+    """Where the cell's tuning journal lives (bench/tuning.py); None keeps no journal."""
 
     @property
     def cell_id(self) -> str:
@@ -76,6 +82,8 @@ class CellTask:
                  dataclasses.asdict(self.analysis_settings)]
         if self.stores_irregularity_scores:
             parts.append("irregularity_scores")
+        if self.tuning.n_trials:
+            parts.append([dataclasses.asdict(self.tuning), self.model.search])
         payload = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -89,6 +97,7 @@ class CellOutcome:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     analyses: list[dict] = field(default_factory=list)
     arrays: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    trials: list[dict] = field(default_factory=list)
 
 
 def failed_outcome(task: CellTask, error: str) -> CellOutcome:
@@ -136,16 +145,18 @@ def run_cell(task: CellTask) -> CellOutcome:
 def _run_cell(task: CellTask) -> CellOutcome:
     dataset, split, entry = task.dataset, task.split, task.model
     data = prepare_data(dataset, split, entry.spec.preprocessing)
-    estimator = entry.spec.build(dataset.task, entry.params, random_state=task.seed)
-    data = _impute_if_needed(estimator, data)
-    y_fit = _fit_target(data)
+    data = impute_if_needed(entry.spec.build(dataset.task, entry.params), data)
 
     started = time.perf_counter()
-    estimator.fit(data.X_train, y_fit)
+    trials: list[dict] = []
+    if task.tuning.n_trials:
+        estimator, trials = tune_model(task, data)
+    else:
+        estimator = fit_model(task, data, entry.params)
     fit_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    predictions, proba = _predict(estimator, data)
+    predictions, proba = predict(estimator, data)
     predict_seconds = time.perf_counter() - started
 
     if dataset.task == Task.REGRESSION:
@@ -167,6 +178,7 @@ def _run_cell(task: CellTask) -> CellOutcome:
             "status": "ok",
             "fit_seconds": fit_seconds,
             "predict_seconds": predict_seconds,
+            "stopping_step": entry.spec.stopping_step(estimator),
             "n_train": len(split.train),
             "n_test": len(split.test),
             "finished_at": now(),
@@ -176,62 +188,10 @@ def _run_cell(task: CellTask) -> CellOutcome:
         frames={"predictions": frame,
                 CELL_INPUTS_ARRAY: pd.DataFrame({"inputs": [json.dumps(describe_inputs(dataset, data))]})},
     )
+    outcome.trials = trials
     if task.analyses:
         _run_cell_analyses(task, estimator, data, outcome)
     return outcome
-
-
-def _impute_if_needed(estimator, data: PreparedData) -> PreparedData:
-    """Median-impute raw tree features for boosters that reject missing values.
-
-    Tree preprocessing keeps NaN for the libraries that route missing values themselves;
-    scikit-learn's GradientBoosting and most plug-ins cannot, so they get the training
-    medians (fitted on the training part only).
-    """
-    has_nan = any(np.isnan(X).any() for X in (data.X_train, data.X_valid, data.X_test))
-    if data.kind != Preprocessing.TREE or not has_nan:
-        return data
-    try:
-        allows_nan = estimator.__sklearn_tags__().input_tags.allow_nan
-    except AttributeError:
-        allows_nan = False
-    if allows_nan:
-        return data
-    from sklearn.impute import SimpleImputer
-
-    imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(data.X_train)
-    return dataclasses.replace(
-        data, X_train=imputer.transform(data.X_train), X_valid=imputer.transform(data.X_valid),
-        X_test=imputer.transform(data.X_test),
-    )
-
-
-def _scales_target(data: PreparedData) -> bool:
-    """Networks see a standardised regression target (docs/design.md §3)."""
-    return data.kind == Preprocessing.NETWORK and data.target_mean is not None
-
-
-def _fit_target(data: PreparedData) -> np.ndarray:
-    """The training target the estimator is fitted on (PreparedData's scaling for networks)."""
-    return data.scale_target(data.y_train) if _scales_target(data) else data.y_train
-
-
-def _predict(estimator, data: PreparedData) -> tuple[np.ndarray, np.ndarray | None]:
-    if data.classes is None:
-        predictions = np.asarray(estimator.predict(data.X_test), dtype=np.float64).reshape(-1)
-        if _scales_target(data):
-            predictions = data.unscale_target(predictions)
-        return predictions, None
-    predictions = np.asarray(estimator.predict(data.X_test)).astype(np.int64)
-    if not hasattr(estimator, "predict_proba"):
-        return predictions, None
-    raw = np.asarray(estimator.predict_proba(data.X_test), dtype=np.float64)
-    # Columns follow estimator.classes_, which may miss a class absent from training.
-    proba = np.zeros((len(predictions), len(data.classes)))
-    proba[:, np.asarray(estimator.classes_, dtype=np.int64)] = raw
-    # Libraries that compute in float32 return rows summing to 1 only to ~1e-7.
-    proba /= proba.sum(axis=1, keepdims=True)
-    return predictions, proba
 
 
 # -- cell-level lens analyses ------------------------------------------------------------------

@@ -7,6 +7,7 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import shutil
@@ -21,8 +22,9 @@ from tabscope.vocabulary import Analysis
 from .cells import CellOutcome, CellTask, failed_outcome, run_cell
 from .executors import Executor, WorkerLost, available_cores, make_executor
 from .pairs import PairScheduler
-from .store import ARRAYS_DIR, DB_NAME, ResultsStore
+from .store import ARRAYS_DIR, DB_NAME, ResultsStore, storage_key
 from .suite import Suite
+from .tuning import JOURNAL_DIR, journal_path
 
 __all__ = ["RunSummary", "default_output_dir", "prepare_cells", "run_suite"]
 
@@ -103,9 +105,11 @@ def load_suite_datasets(suite: Suite, cache_dir=None) -> tuple[list[Dataset], bo
 
 
 def prepare_cells(
-    suite: Suite, datasets: list[Dataset], n_threads: int | None = None
+    suite: Suite, datasets: list[Dataset], n_threads: int | None = None,
+    results_dir: str | Path | None = None,
 ) -> tuple[list[CellTask], dict[tuple[str, int], tuple[Dataset, Split]]]:
-    """Expand the suite into cell tasks (dataset x seed x model) with shared splits."""
+    """Expand the suite into cell tasks (dataset x seed x model) with shared splits;
+    ``results_dir`` holds the cells' tuning journals."""
     tasks = []
     splits = {}
     # The network side of each compared pair scores its evaluation rows' irregularity.
@@ -124,6 +128,8 @@ def prepare_cells(
                     metrics=suite.metrics_for(dataset.task), analyses=suite.analyses,
                     analysis_settings=suite.analysis, n_threads=n_threads,
                     stores_irregularity_scores=entry.name in scorers,
+                    tuning=suite.tuning,
+                    results_dir=None if results_dir is None else str(Path(results_dir).resolve()),
                 ))
     return tasks, splits
 
@@ -133,6 +139,7 @@ def clear_results(directory: Path) -> None:
     for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
         (directory / name).unlink(missing_ok=True)
     shutil.rmtree(directory / ARRAYS_DIR, ignore_errors=True)
+    shutil.rmtree(directory / JOURNAL_DIR, ignore_errors=True)
 
 
 def store_outcome(store: ResultsStore, outcome: CellOutcome) -> None:
@@ -145,7 +152,9 @@ def store_outcome(store: ResultsStore, outcome: CellOutcome) -> None:
         names = outcome.arrays.get(analysis["analysis"], ())
         analyses.append(dict(analysis) | ({"arrays_path": {n: paths[n] for n in names}}
                                           if names else {}))
-    store.record(cells=[row], analyses=analyses)
+    store.record(cells=[row], analyses=analyses, trials=outcome.trials)
+    # The trials are in the store now: the cell's journal has served its purpose.
+    journal_path(store.directory, storage_key(row["cell_id"])).unlink(missing_ok=True)
 
 
 def run_suite(
@@ -209,16 +218,20 @@ def run_suite(
     if own_executor:
         executor = make_executor(executor, n_workers=n_jobs, scheduler=scheduler, retries=retries)
     try:
-        tasks, splits = prepare_cells(suite, datasets, n_threads=threads_per_cell)
+        tasks, splits = prepare_cells(suite, datasets, n_threads=threads_per_cell,
+                                      results_dir=output_dir)
         store.set_meta({
             "suite_name": suite.name,
             "suite": suite.source_text,
             "environment": environment(),
             "seeds": list(suite.seeds),
             "models": {e.name: {"role": e.spec.role, "preprocessing": e.spec.preprocessing,
-                                "params": e.params} for e in suite.models},
+                                "params": e.params, "early_stopping": e.early_stopping,
+                                "search": e.search if suite.tuning.n_trials else {}}
+                       for e in suite.models},
             "compare": [list(pair) for pair in suite.compare],
             "analyses": list(suite.analyses),
+            "tuning": dataclasses.asdict(suite.tuning),
             "threads_per_cell": threads_per_cell,
             "workers": executor.n_workers,
             "datasets": [dataset.source for dataset in datasets],

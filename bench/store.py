@@ -2,7 +2,8 @@
 
 Layout of a results directory::
 
-    DIR/tabscope.sqlite                   cells, analyses and run metadata
+    DIR/tabscope.sqlite                   cells, analyses, tuning trials and run metadata
+    DIR/journals/<cell key>.jsonl         a running tuning study's finished trials (bench/tuning.py)
     DIR/arrays/cells/<cell key>/*.parquet  a cell's predictions and per-cell analysis arrays
     DIR/arrays/pairs/<analysis key>/*.parquet   a compared pair's analysis arrays
 
@@ -50,18 +51,23 @@ ARRAYS_DIR = "arrays"
 #: The array every ok cell stores beside its predictions: one row, column ``inputs``, the
 #: JSON of :func:`tabscope.datasets.describe_inputs` (what the model family received).
 CELL_INPUTS_ARRAY = "inputs"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: One column per :class:`~tabscope.vocabulary.Metric`, in table order.
 METRIC_COLUMNS = choices(Metric)
 CELL_COLUMNS = (
     "cell_id", "dataset", "dataset_name", "task", "model", "role", "seed", "status", "error",
-    "fit_seconds", "predict_seconds", *METRIC_COLUMNS, "n_train", "n_test", "split_hash",
+    "fit_seconds", "predict_seconds", "stopping_step", *METRIC_COLUMNS, "n_train", "n_test", "split_hash",
     "config_hash", "predictions_path", "finished_at",
 )
 ANALYSIS_COLUMNS = (
     "analysis_id", "analysis", "dataset", "seed", "models", "status", "error", "summary",
     "arrays_path", "finished_at",
+)
+#: One row per trial of a cell's tuning study (bench/tuning.py).
+TRIAL_COLUMNS = (
+    "cell_id", "trial", "params", "status", "validation_score", "test_score", "steps",
+    "seconds", "selected", "error",
 )
 
 _SCHEMA = f"""
@@ -72,7 +78,7 @@ CREATE TABLE IF NOT EXISTS cells (
     seed INTEGER NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
     error TEXT,
-    fit_seconds REAL, predict_seconds REAL,
+    fit_seconds REAL, predict_seconds REAL, stopping_step INTEGER,
     {", ".join(f"{m} REAL" for m in METRIC_COLUMNS)},
     n_train INTEGER, n_test INTEGER, split_hash TEXT, config_hash TEXT,
     predictions_path TEXT, finished_at TEXT NOT NULL
@@ -82,6 +88,13 @@ CREATE TABLE IF NOT EXISTS analyses (
     analysis TEXT NOT NULL, dataset TEXT NOT NULL, seed INTEGER NOT NULL, models TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
     error TEXT, summary TEXT, arrays_path TEXT, finished_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    cell_id TEXT NOT NULL, trial INTEGER NOT NULL, params TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('complete', 'pruned', 'failed')),
+    validation_score REAL, test_score REAL, steps INTEGER, seconds REAL,
+    selected INTEGER NOT NULL, error TEXT,
+    PRIMARY KEY (cell_id, trial)
 );
 """
 
@@ -314,13 +327,20 @@ class ResultsStore:
 
     # -- cells and analyses -----------------------------------------------------------------
 
-    def record(self, cells: Iterable[dict] = (), analyses: Iterable[dict] = ()) -> None:
-        """Insert or replace cell and analysis rows together, in one transaction."""
-        cells, analyses = list(cells), list(analyses)
+    def record(self, cells: Iterable[dict] = (), analyses: Iterable[dict] = (),
+               trials: Iterable[dict] = ()) -> None:
+        """Insert or replace cell, analysis and trial rows together, in one transaction.
+
+        A recorded cell's earlier trials are replaced by those given with it.
+        """
+        cells, analyses, trials = list(cells), list(analyses), list(trials)
         with self._transaction() as connection:
+            for cell in cells:
+                connection.execute("DELETE FROM trials WHERE cell_id = ?", (cell["cell_id"],))
             for table, columns, rows in (
                 ("cells", CELL_COLUMNS, cells),
                 ("analyses", ANALYSIS_COLUMNS, analyses),
+                ("trials", TRIAL_COLUMNS, trials),
             ):
                 for row in rows:
                     unknown = set(row) - set(columns)
@@ -363,6 +383,11 @@ class ResultsStore:
             return {name: pd.read_sql_query(f'SELECT * FROM "{name}"', connection)
                     for name in names
                     if name not in ("meta", "cells", "analyses") and not name.startswith("sqlite_")}
+
+    def trials(self) -> pd.DataFrame:
+        """Every tuning trial, by cell and trial number (``params`` still JSON text)."""
+        with self._connect() as connection:
+            return pd.read_sql_query("SELECT * FROM trials ORDER BY cell_id, trial", connection)
 
     def _row(self, table: str, key_column: str, key: str) -> dict | None:
         with self._connect() as connection:

@@ -27,6 +27,16 @@ A suite file looks like::
     [analysis]                               # settings of the lens analyses
     max_eval = 300
 
+    [tuning]                                 # optional: a study per cell (bench/tuning.py)
+    n_trials = 20
+    sampler = "tpe"                          # or "random"
+
+    [models.mlp]
+    early_stopping = false                   # every model stops early on the validation part
+                                             # unless told not to
+    [models.mlp.search]                      # replaces entries of the default search space
+    learning_rate = {low = 1e-4, high = 1e-2, log = true}
+
 Instead of source strings, ``datasets`` may hold tables with per-dataset keys (``target``,
 ``task``, ``sep``, ``decimal``, the column roles ``drop``, ``categorical``, ``keep`` of
 docs/design.md §3.5, and a ``note`` saying why the dataset is in the suite); each becomes the
@@ -53,8 +63,11 @@ from pathlib import Path
 
 from tabscope.errors import UserError
 from tabscope.models.registry import ModelSpec, resolve_model_spec
+from tabscope.models.search_spaces import check_search_space, default_search_space
 from tabscope.validation import Interval, InvalidParameterError, one_of, validate_parameters
 from tabscope.vocabulary import Analysis, IrregularityMethod, KernelNorm, Metric, Task, choices
+
+from .tuning import TUNING_CONSTRAINTS, TuningSettings
 
 __all__ = [
     "ANALYSES",
@@ -77,9 +90,11 @@ ANALYSES = choices(Analysis)
 
 _TOP_KEYS = {
     "name", "description", "datasets", "fallback_datasets", "seeds", "metrics", "analyses", "compare",
-    "split", "models", "analysis",
+    "split", "models", "analysis", "tuning",
 }
 _MODEL_CONFIG_KEYS = {"estimator", "regressor", "classifier", "preprocessing", "role"}
+#: Keys of a model table that configure the cell rather than the estimator.
+_MODEL_CELL_KEYS = {"early_stopping", "search"}
 #: Keys of a ``[[datasets]]`` table: the source, its query parameters, and a note.
 _DATASET_KEYS = {"source", "target", "task", "sep", "decimal", "drop", "categorical", "keep",
                  "note"}
@@ -129,11 +144,14 @@ ANALYSIS_CONSTRAINTS = {
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model of a suite: its spec and the parameters the suite sets."""
+    """One model of a suite: its spec, the parameters the suite sets, whether it stops
+    early on the split's validation part, and its tuning search space."""
 
     name: str
     spec: ModelSpec
     params: dict = field(default_factory=dict)
+    early_stopping: bool = True
+    search: dict = field(default_factory=dict)
 
     def config_hash(self) -> str:
         """Hash of everything that defines the model's results (spec paths and parameters)."""
@@ -144,6 +162,8 @@ class ModelEntry:
                 "defaults": self.spec.defaults,
                 "preprocessing": self.spec.preprocessing,
                 "params": self.params,
+                "early_stopping": self.early_stopping,
+                "fit_rule": self.spec.fit_rule,
             },
             sort_keys=True,
             default=str,
@@ -166,6 +186,7 @@ class Suite:
     compare: tuple[tuple[str, str], ...] = ()
     split: SplitSettings = SplitSettings()
     analysis: AnalysisSettings = AnalysisSettings()
+    tuning: TuningSettings = TuningSettings()
     source_text: str = ""
     dataset_notes: tuple[tuple[str, str], ...] = ()
     """(source, note) for each dataset table with a ``note``: why it is in the suite."""
@@ -240,6 +261,33 @@ def _parse_analysis(table: dict) -> AnalysisSettings:
     })
 
 
+def _parse_tuning(table: dict) -> TuningSettings:
+    _check_type(table, dict, "[tuning]", "a table")
+    _check_keys(table, set(TUNING_CONSTRAINTS), "[tuning]")
+    for key in ("n_trials", "timeout"):
+        if isinstance(table.get(key), bool):
+            raise SuiteError(f"tuning.{key} must not be a boolean, got {table[key]!r}")
+    try:
+        validate_parameters(TUNING_CONSTRAINTS, table, caller="[tuning]")
+    except InvalidParameterError as exc:
+        raise SuiteError(str(exc)) from None
+    return TuningSettings(**table)
+
+
+def _cell_options(name: str, config: dict, spec: ModelSpec) -> tuple[bool, dict]:
+    """A model table's ``early_stopping`` flag and its search space (defaults overridden)."""
+    early_stopping = config.get("early_stopping", True)
+    if not isinstance(early_stopping, bool):
+        raise SuiteError(f"models.{name}.early_stopping must be true or false, "
+                         f"got {early_stopping!r}")
+    try:
+        search = check_search_space(config.get("search", {}), f"models.{name}.search")
+    except ValueError as exc:
+        raise SuiteError(str(exc)) from None
+    space = default_search_space(spec.name if spec.fit_rule != "plain" else "") | search
+    return early_stopping, space
+
+
 def _parse_models(table: dict) -> tuple[ModelEntry, ...]:
     _check_type(table, dict, "[models]", "a table of model tables")
     if not table:
@@ -248,7 +296,8 @@ def _parse_models(table: dict) -> tuple[ModelEntry, ...]:
     for name, config in table.items():
         _check_type(config, dict, f"[models.{name}]", "a table")
         options = {k: config[k] for k in _MODEL_CONFIG_KEYS if k in config}
-        params = {k: v for k, v in config.items() if k not in _MODEL_CONFIG_KEYS}
+        params = {k: v for k, v in config.items()
+                  if k not in _MODEL_CONFIG_KEYS | _MODEL_CELL_KEYS}
         try:
             spec = resolve_model_spec(name, **options)
             # Building both variants validates every parameter name now, before any cell runs.
@@ -257,8 +306,23 @@ def _parse_models(table: dict) -> tuple[ModelEntry, ...]:
                     spec.build(task, params)
         except (ValueError, TypeError) as exc:
             raise SuiteError(f"[models.{name}]: {exc}") from None
-        entries.append(ModelEntry(name, spec, params))
+        early_stopping, search = _cell_options(name, config, spec)
+        _check_search_names(name, spec, params, search)
+        entries.append(ModelEntry(name, spec, params, early_stopping, search))
     return tuple(entries)
+
+
+def _check_search_names(name: str, spec: ModelSpec, params: dict, search: dict) -> None:
+    """Every searched parameter must be one the estimator accepts (a typo would otherwise
+    fail every trial)."""
+    for task in ("regression", "classification"):
+        if (spec.regressor if task == "regression" else spec.classifier) is None:
+            continue
+        valid = set(spec.build(task, params).get_params(deep=False)) | spec.extra_params
+        unknown = sorted(set(search) - valid)
+        if unknown:
+            raise SuiteError(f"models.{name}.search.{unknown[0]}: not a parameter of model "
+                             f"{name!r}; valid parameters: {sorted(valid)}")
 
 
 def _parse_dataset_entry(entry, where: str) -> tuple[str, str | None]:
@@ -362,6 +426,11 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
                     f"compare names model {model!r}, which is not in [models] ({sorted(names)})"
                 )
         pairs.append(tuple(pair))
+    split = _parse_split(data.get("split", {}))
+    tuning = _parse_tuning(data.get("tuning", {}))
+    if tuning.n_trials and split.valid_size == 0:
+        raise SuiteError("tuning.n_trials needs a validation part to select on: "
+                         "split.valid_size must be > 0")
     if Analysis.IRREGULARITY in analyses and not pairs:
         raise SuiteError("the 'irregularity' analysis needs at least one compare pair")
     return Suite(
@@ -374,8 +443,9 @@ def parse_suite(data: dict, *, default_name: str = "suite", source_text: str = "
         metrics=metrics,
         analyses=tuple(analyses),
         compare=tuple(pairs),
-        split=_parse_split(data.get("split", {})),
+        split=split,
         analysis=_parse_analysis(data.get("analysis", {})),
+        tuning=tuning,
         source_text=source_text,
         dataset_notes=tuple(notes + fallback_notes),
     )

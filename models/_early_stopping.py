@@ -44,6 +44,9 @@ class ValidationMonitor:
     n_steps : int
         The last step training would take.
     loss_scale : float, default=1.0
+    on_score : callable, optional
+        ``on_score(step, score)`` after each scoring: a tuning study reports the score to
+        its pruner there, and abandons the fit by raising (``optuna.TrialPruned``).
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class ValidationMonitor:
         patience: int,
         n_steps: int,
         loss_scale: float = 1.0,
+        on_score=None,
     ):
         self.network = network
         self.X_val = X_val
@@ -66,6 +70,7 @@ class ValidationMonitor:
         self.patience = int(patience)
         self.n_steps = int(n_steps)
         self.loss_scale = float(loss_scale)
+        self.on_score = on_score
         self.steps: list[int] = []
         self.scores: list[float] = []
         self.best_score = -math.inf
@@ -85,6 +90,8 @@ class ValidationMonitor:
         score = -value * self.loss_scale
         self.steps.append(int(t))
         self.scores.append(score)
+        if self.on_score is not None:
+            self.on_score(int(t), score)
         if score > self.best_score:
             self.best_score = score
             self.best_step = int(t)

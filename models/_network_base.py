@@ -281,6 +281,8 @@ class _TelescopingEstimator(BaseEstimator):
                 patience=self.n_iter_no_change,
                 n_steps=config.n_steps,
                 loss_scale=loss_scale,
+                # Set for one fit by tabscope.models.fitting (a tuning study's pruner).
+                on_score=getattr(self, "_validation_callback", None),
             )
         final, losses = train(
             network, initial, X_tensor, target_tensor, loss, optimizer, schedule,

@@ -15,6 +15,8 @@ from typing import Any
 
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
+from .fitting import FitRule, fit_with_validation, stopping_step
+
 __all__ = [
     "ModelSpec",
     "available_models",
@@ -88,8 +90,10 @@ class ModelSpec:
     seed_param: str | None = "random_state"
     description: str = ""
     extra_params: frozenset = frozenset()
+    fit_rule: str = FitRule.PLAIN
 
     def __post_init__(self):
+        FitRule(self.fit_rule)
         if self.preprocessing not in PREPROCESSING_KINDS:
             raise ValueError(
                 f"preprocessing of model {self.name!r} must be one of {PREPROCESSING_KINDS}, "
@@ -149,6 +153,21 @@ class ModelSpec:
         return estimator
 
 
+    def fit(self, estimator: BaseEstimator, X, y, X_val=None, y_val=None,
+            *, validation_callback=None) -> BaseEstimator:
+        """Fit ``estimator``, stopping early on ``(X_val, y_val)`` by this model's rule.
+
+        Without a validation part the fit is plain ``fit(X, y)``. See
+        :func:`tabscope.models.fitting.fit_with_validation` for ``validation_callback``.
+        """
+        return fit_with_validation(self.fit_rule, estimator, X, y, X_val, y_val,
+                                   validation_callback=validation_callback)
+
+    def stopping_step(self, estimator: BaseEstimator) -> int | None:
+        """The step or boosting round a fitted estimator stopped at; None for plug-ins."""
+        return stopping_step(self.fit_rule, estimator)
+
+
 def _validate_early(estimator: BaseEstimator, name: str) -> None:
     """Check parameter values now rather than when the first cell fits.
 
@@ -172,6 +191,7 @@ _REGISTRY: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec(
             "mlp",
+            fit_rule=FitRule.NETWORK,
             regressor="tabscope.models:TelescopingMLPRegressor",
             classifier="tabscope.models:TelescopingMLPClassifier",
             preprocessing="network",
@@ -191,6 +211,7 @@ _REGISTRY: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "xgboost",
+            fit_rule=FitRule.XGBOOST,
             regressor="xgboost:XGBRegressor",
             classifier="xgboost:XGBClassifier",
             defaults={"n_estimators": 300, "learning_rate": 0.1, "max_depth": 6,
@@ -201,6 +222,7 @@ _REGISTRY: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "lightgbm",
+            fit_rule=FitRule.LIGHTGBM,
             regressor="lightgbm:LGBMRegressor",
             classifier="lightgbm:LGBMClassifier",
             defaults={"n_estimators": 300, "learning_rate": 0.1, "n_jobs": 1, "verbose": -1},
@@ -218,17 +240,19 @@ _REGISTRY: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "sklearn-hgb",
+            fit_rule=FitRule.HGB,
             regressor="sklearn.ensemble:HistGradientBoostingRegressor",
             classifier="sklearn.ensemble:HistGradientBoostingClassifier",
-            # A fixed number of rounds like the other boosters; automatic early stopping
-            # would train on a 90% subsample only once n exceeds 10,000.
+            # No automatic early stopping (it would hold out 10% of the training rows once
+            # n exceeds 10,000): a cell stops it on the split's validation part instead.
             defaults={"max_iter": 200, "early_stopping": False},
             preprocessing="tree",
             role="tree",
-            description="scikit-learn HistGradientBoosting, 200 rounds, no early stopping",
+            description="scikit-learn HistGradientBoosting, up to 200 rounds",
         ),
         ModelSpec(
             "sklearn-gb",
+            fit_rule=FitRule.GB,
             regressor="sklearn.ensemble:GradientBoostingRegressor",
             classifier="sklearn.ensemble:GradientBoostingClassifier",
             defaults={"n_estimators": 100},

@@ -24,8 +24,10 @@ __all__ = [
     "Objective",
     "OptimizerName",
     "Preprocessing",
+    "Sampler",
     "Task",
     "TelescopeOrder",
+    "TrialStatus",
     "choices",
 ]
 
@@ -232,3 +234,24 @@ class Objective(enum.StrEnum):
     def loss(self) -> Loss:
         """The loss this objective trains with."""
         return Loss.SQUARED_ERROR if self is Objective.REGRESSION else Loss.LOG_LOSS
+
+
+class Sampler(enum.StrEnum):
+    """How a tuning study proposes its next configuration (``[tuning] sampler``)."""
+
+    TPE = "tpe"
+    """Optuna's tree-structured Parzen estimator: random for the first trials, then
+    proposals modelled on the better ones. Cost per proposal grows with the trials seen."""
+    RANDOM = "random"
+    """Independent draws from the search space, as in Grinsztajn et al. (2022)."""
+
+
+class TrialStatus(enum.StrEnum):
+    """How a tuning trial ended (the ``status`` column of the ``trials`` table)."""
+
+    COMPLETE = "complete"
+    """Fitted and scored on the validation part."""
+    PRUNED = "pruned"
+    """Stopped early: its intermediate validation scores were hopeless."""
+    FAILED = "failed"
+    """The configuration could not be fitted (diverged, invalid combination)."""

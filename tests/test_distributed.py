@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tabscope.bench.executors import DaskExecutor, make_executor
@@ -49,6 +50,16 @@ def test_dask_matches_in_process(tmp_path, dask_executor):
         np.testing.assert_array_equal(local.loc[rows, metrics].to_numpy(dtype=float),
                                       remote.loc[rows, metrics].to_numpy(dtype=float))
     assert (local["split_hash"] == remote["split_hash"]).all()
+
+
+def test_tuning_on_dask_matches_in_process(tmp_path, dask_executor):
+    suite = parse_suite(SUITE | {"tuning": {"n_trials": 3}, "seeds": [0]})
+    run_suite(suite, tmp_path / "local")
+    run_suite(suite, tmp_path / "dask", executor=dask_executor)
+    local, remote = (ResultsStore(tmp_path / name).trials().drop(columns="seconds")
+                     for name in ("local", "dask"))
+    assert len(local) == 4 * 3
+    pd.testing.assert_frame_equal(local, remote)
 
 
 def test_killed_worker_cells_are_retried(tmp_path, dask_executor):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import (boosting_parallels, contributions, critical_difference, data,
                effective_parameters, fidelity, irregularity, kernel_norms, normalised,
-               pooled_lens, ranks, scores, status, suite, versus, win_rates)
+               pooled_lens, ranks, scores, status, suite, tuning, versus, win_rates)
 from ._common import ReportContext, ReportSection
 
 __all__ = ["SECTIONS", "SECTION_TITLES", "ReportContext", "ReportSection", "section"]
@@ -22,6 +22,7 @@ SECTIONS: tuple[ReportSection, ...] = (
     status.SECTION,
     data.SECTION,
     scores.SECTION,
+    tuning.SECTION,
     ranks.SECTION,
     versus.SECTION,
     normalised.SECTION,
