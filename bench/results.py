@@ -103,8 +103,10 @@ class Results:
 
     @property
     def trials(self) -> pd.DataFrame | None:
-        """The ``trials`` table of tuned runs, or None when the results have none."""
-        return self.extra_tables.get("trials")
+        """The ``trials`` table of tuned runs, or None when the results have no trial (an
+        untuned run, or a store written before tuning existed)."""
+        trials = self.extra_tables.get("trials")
+        return None if trials is None or trials.empty else trials
 
     def arrays(self, kind: str, name: str) -> pd.DataFrame:
         """One per-example array of every ok analysis of ``kind``, stacked.

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tabscope.vocabulary import Metric, Task, choices
+from tabscope.vocabulary import Metric, Task, TrialStatus, choices
 
 __all__ = [
     "MIN_DATASETS",
@@ -26,8 +26,10 @@ __all__ = [
     "friedman_nemenyi",
     "normalised_scores",
     "normalised_summary",
+    "normalised_trial_curves",
     "per_seed_scores",
     "rank_blocks",
+    "selection_curve",
     "win_rates",
 ]
 
@@ -267,3 +269,97 @@ def win_rates(scores: pd.DataFrame, tolerance: float = TIE_TOLERANCE, n_boot: in
                      "low": float(np.quantile(boot, tail)),
                      "high": float(np.quantile(boot, 1 - tail))})
     return pd.DataFrame(rows, columns=columns)
+
+
+#: Random orderings of each cell's trials behind the curves against the number of trials.
+N_ORDERINGS = 200
+
+
+def selection_curve(trials: pd.DataFrame, maximize: bool, n_orderings: int = N_ORDERINGS,
+                    seed: int = 0) -> np.ndarray:
+    """Test scores of the validation-selected trial among the first k, per ordering.
+
+    The curve of Grinsztajn et al. (2022, figures 1-3): had the study run only k trials,
+    in a random order, the configuration with the best validation score among them would
+    have been selected; its test score is the curve's value at k.
+
+    Parameters
+    ----------
+    trials : DataFrame
+        One cell's trials, with ``status``, ``validation_score`` and ``test_score``.
+    maximize : bool
+        Whether a higher validation score is better.
+
+    Returns
+    -------
+    ndarray of shape (n_orderings, n_trials)
+        NaN where none of the first k trials completed.
+    """
+    complete = (trials["status"] == TrialStatus.COMPLETE).to_numpy()
+    validation = trials["validation_score"].to_numpy(dtype=np.float64)
+    test = trials["test_score"].to_numpy(dtype=np.float64)
+    key = np.where(complete, validation if maximize else -validation, -np.inf)
+    rng = np.random.default_rng(seed)
+    out = np.full((n_orderings, len(trials)), np.nan)
+    for row in range(n_orderings):
+        order = rng.permutation(len(trials))
+        best = -np.inf
+        chosen = np.nan
+        for k, index in enumerate(order):
+            if key[index] > best:
+                best, chosen = key[index], test[index]
+            out[row, k] = chosen
+    return out
+
+
+def normalised_trial_curves(trials: pd.DataFrame) -> pd.DataFrame:
+    """Normalised test score of the validation-selected configuration against the number
+    of trials, averaged over datasets (Grinsztajn et al. 2022, figure 1).
+
+    For each cell, the median over random orderings of :func:`selection_curve`. On each
+    dataset, with scores oriented so that larger is better, every model's curve (mean over
+    seeds) is rescaled so that the best value any model reaches at any budget is 1 and the
+    lowest is 0, as :func:`normalised_scores` does for single scores. For each seed the
+    normalised curves are averaged over the datasets; the frame gives their mean and spread
+    over seeds. Budgets beyond a cell's number of trials are left out.
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        Trial rows joined with their cells: ``cell_id``, ``dataset``, ``task``, ``model``,
+        ``seed``, ``status``, ``validation_score`` and ``test_score``.
+
+    Returns
+    -------
+    curves : pandas.DataFrame
+        Columns ``model``, ``n_trials``, ``mean``, ``std`` (over seeds) and ``n_datasets``.
+    """
+    columns = ["model", "n_trials", "mean", "std", "n_datasets"]
+    rows = []
+    for (dataset, model, seed), cell in trials.groupby(["dataset", "model", "seed"], sort=False):
+        metric = Metric.primary(cell["task"].iloc[0])
+        with np.errstate(all="ignore"):
+            curve = np.nanmedian(selection_curve(cell, metric.greater_is_better), axis=0)
+        sign = 1.0 if metric.greater_is_better else -1.0
+        rows += [{"dataset": dataset, "model": model, "seed": seed, "n_trials": k + 1,
+                  "value": sign * value} for k, value in enumerate(curve) if np.isfinite(value)]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows)
+    normalised = []
+    for _, group in frame.groupby("dataset", sort=False):
+        means = group.groupby(["model", "n_trials"])["value"].mean()
+        best, low = means.max(), means.min()
+        if not best > low:
+            continue
+        normalised.append(group.assign(
+            normalised=np.clip((group["value"] - low) / (best - low), 0.0, None)))
+    if not normalised:
+        return pd.DataFrame(columns=columns)
+    frame = pd.concat(normalised, ignore_index=True)
+    per_seed = frame.groupby(["model", "seed", "n_trials"]).agg(
+        normalised=("normalised", "mean"), n_datasets=("dataset", "nunique")).reset_index()
+    summary = per_seed.groupby(["model", "n_trials"]).agg(
+        mean=("normalised", "mean"), std=("normalised", "std"),
+        n_datasets=("n_datasets", "min")).reset_index()
+    return summary[columns]

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from .figures import _model_legend, _new_figure, _style
 
 __all__ = ["compare_figure", "critical_difference_figure", "effective_parameters_scatter",
-           "normalised_figure", "pooled_lens_figure", "win_rate_figure"]
+           "normalised_figure", "normalised_trials_figure", "pooled_lens_figure", "win_rate_figure"]
 
 _ROLE_MARKERS = {"network": "o", "tree": "s", "other": "^"}
 
@@ -45,6 +45,28 @@ def normalised_figure(normalised: pd.DataFrame, summary: pd.DataFrame,
                            if len(models) > 3 else "center")
         ax.set_ylabel("normalised score\n(1 = best model, 0 = worst mean)")
         ax.set_ylim(-0.05, max(1.1, float(np.nanmax(per_dataset["normalised"])) + 0.05))
+    return figure
+
+
+def normalised_trials_figure(curves: pd.DataFrame, palette: dict) -> Figure | None:
+    """Normalised score of the validation-selected configuration against the number of
+    trials, one line per model with a band of ± std over seeds. None without data."""
+    if curves.empty:
+        return None
+    with _style():
+        figure = _new_figure(6.0, 4.0)
+        ax = figure.subplots()
+        for model in [m for m in palette if m in set(curves["model"])]:
+            curve = curves[curves["model"] == model].sort_values("n_trials")
+            k, mean = curve["n_trials"].to_numpy(), curve["mean"].to_numpy(dtype=float)
+            spread = np.nan_to_num(curve["std"].to_numpy(dtype=float))
+            ax.plot(k, mean, color=palette[model], label=model, marker="o", markersize=3)
+            ax.fill_between(k, mean - spread, mean + spread, color=palette[model], alpha=0.2,
+                            linewidth=0)
+        ax.set_xlabel("number of trials")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel("normalised test score\n(averaged over datasets)")
+        ax.legend(fontsize="small")
     return figure
 
 

@@ -254,3 +254,25 @@ def test_compare_of_a_directory_without_results_is_one_line(tmp_path, capsys):
     assert status == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("tabscope: error:") and "\n" not in error
+
+
+def test_normalised_curve_against_trials_on_a_hand_made_study():
+    from tabscope.reports.across import normalised_trial_curves
+
+    rows = []
+    # One regression dataset (RMSE, lower is better), one seed. The tuned model's trials get
+    # better on validation and test together; the other model's trials are all alike.
+    for model, tests in (("tuned", [3.0, 2.0, 1.0]), ("flat", [2.0, 2.0, 2.0])):
+        for trial, score in enumerate(tests):
+            rows.append({"cell_id": f"d::{model}::0", "dataset": "d", "task": "regression",
+                         "model": model, "seed": 0, "status": "complete",
+                         "validation_score": score, "test_score": score, "trial": trial})
+    curves = normalised_trial_curves(pd.DataFrame(rows)).set_index(["model", "n_trials"])
+    # Oriented scores: the best value reached is -1 (tuned, from 2 trials on: the better of
+    # two random trials is 1 in 2 orderings out of 3), the lowest -2. One random trial has
+    # median test RMSE 2, so the tuned curve starts at 0 and reaches 1 with 2 trials.
+    assert curves.loc[("tuned", 1), "mean"] == pytest.approx(0.0)
+    assert curves.loc[("tuned", 2), "mean"] == pytest.approx(1.0)
+    assert curves.loc[("tuned", 3), "mean"] == pytest.approx(1.0)
+    assert (curves.loc["flat", "mean"] == 0.0).all()
+    assert set(curves["n_datasets"]) == {1}

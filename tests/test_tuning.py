@@ -89,6 +89,8 @@ def test_a_tuned_run_stores_every_trial_and_selects_on_validation(tmp_path):
     assert "Selected configuration per cell" in tuning and "figures/tuning.png" in tuning
     assert "Stopping point on the validation part" in tuning
     assert (tmp_path / "out" / "figures" / "tuning.png").exists()
+    normalised = markdown.split("## Normalised scores across datasets")[1].split("\n## ")[0]
+    assert "figures/normalised_trials.png" in normalised and "needs the 'trials'" not in normalised
 
 
 def test_the_report_says_why_a_run_without_tuning_has_no_curve(tmp_path):

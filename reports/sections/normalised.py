@@ -5,11 +5,30 @@ from __future__ import annotations
 
 from .. import across
 from ..document import Cell, Paragraph, Section, Table
-from ..figures_across import normalised_figure
+from ..figures_across import normalised_figure, normalised_trials_figure
 from ..tables import format_mean_std
 from ._common import ReportContext, ReportSection, figure_block, no_data
 
 __all__ = ["SECTION"]
+
+
+def _trials_curve(context: ReportContext) -> list:
+    """The normalised score against the tuning budget, or a note saying why there is none."""
+    trials = context.data.trials
+    if trials is None:
+        return [Paragraph("The curve of normalised score against the tuning budget needs the "
+                          "'trials' table of tuned runs; these results have none.", kind="note")]
+    cells = context.data.cells[["cell_id", "dataset", "task", "model", "seed"]]
+    curves = across.normalised_trial_curves(trials.merge(cells, on="cell_id", how="inner"))
+    block = figure_block(
+        "normalised_trials", normalised_trials_figure(curves, context.palette),
+        alt="Normalised score against the number of tuning trials",
+        caption="Test score of the configuration selected on the validation part among the "
+                f"first k trials (median over {across.N_ORDERINGS} random orderings), "
+                "normalised per dataset between the lowest and the best value any model "
+                "reaches at any budget, averaged over datasets; band: ± std over seeds "
+                "(Grinsztajn et al. 2022, figure 1).")
+    return [block] if block else [no_data("no tuned cell has a completed trial.")]
 
 
 def _build(context: ReportContext) -> Section:
@@ -23,10 +42,7 @@ def _build(context: ReportContext) -> Section:
         "datasets for each seed; the table gives the mean and spread of that average over "
         "seeds. Because 0 is the worst model here, the numbers rank models within this "
         "benchmark; they do not compare across benchmarks with other model sets."))
-    if "trials" not in context.data.extra_tables:
-        section.blocks.append(Paragraph(
-            "The curve of normalised score against the tuning budget needs the 'trials' "
-            "table of tuned runs; these results have none.", kind="note"))
+    section.blocks += _trials_curve(context)
     normalised = across.normalised_scores(across.per_seed_scores(context.data.cells))
     summary = across.normalised_summary(normalised)
     if summary.empty:

@@ -20,47 +20,11 @@ from matplotlib.figure import Figure
 
 from tabscope.vocabulary import Metric, TrialStatus
 
+from ..across import N_ORDERINGS, selection_curve
 from ..document import Paragraph, Section, Table
 from ._common import ReportContext, ReportSection, figure_block, fmt, in_report_order, no_data
 
-__all__ = ["SECTION", "selection_curve"]
-
-#: Random orderings of each cell's trials behind the curve.
-N_ORDERINGS = 200
-
-
-def selection_curve(trials: pd.DataFrame, maximize: bool, n_orderings: int = N_ORDERINGS,
-                    seed: int = 0) -> np.ndarray:
-    """Test scores of the validation-selected trial among the first k, per ordering.
-
-    Parameters
-    ----------
-    trials : DataFrame
-        One cell's trials, with ``status``, ``validation_score`` and ``test_score``.
-    maximize : bool
-        Whether a higher validation score is better.
-
-    Returns
-    -------
-    ndarray of shape (n_orderings, n_trials)
-        NaN where none of the first k trials completed.
-    """
-    complete = (trials["status"] == TrialStatus.COMPLETE).to_numpy()
-    validation = trials["validation_score"].to_numpy(dtype=np.float64)
-    test = trials["test_score"].to_numpy(dtype=np.float64)
-    key = np.where(complete, validation if maximize else -validation, -np.inf)
-    rng = np.random.default_rng(seed)
-    out = np.full((n_orderings, len(trials)), np.nan)
-    for row in range(n_orderings):
-        order = rng.permutation(len(trials))
-        best = -np.inf
-        chosen = np.nan
-        for k, index in enumerate(order):
-            if key[index] > best:
-                best, chosen = key[index], test[index]
-            out[row, k] = chosen
-    return out
-
+__all__ = ["SECTION"]
 
 def _with_cells(context: ReportContext, trials: pd.DataFrame) -> pd.DataFrame:
     cells = context.data.cells[["cell_id", "dataset", "dataset_name", "task", "model", "seed"]]
