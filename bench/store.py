@@ -50,7 +50,8 @@ ARRAYS_DIR = "arrays"
 #: The array every ok cell stores beside its predictions: one row, column ``inputs``, the
 #: JSON of :func:`tabscope.datasets.describe_inputs` (what the model family received).
 CELL_INPUTS_ARRAY = "inputs"
-SCHEMA_VERSION = 1
+# 2: analyses may be 'skipped' (estimated too costly), issue 14.
+SCHEMA_VERSION = 2
 
 #: One column per :class:`~tabscope.vocabulary.Metric`, in table order.
 METRIC_COLUMNS = choices(Metric)
@@ -80,7 +81,7 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS analyses (
     analysis_id TEXT PRIMARY KEY,
     analysis TEXT NOT NULL, dataset TEXT NOT NULL, seed INTEGER NOT NULL, models TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
     error TEXT, summary TEXT, arrays_path TEXT, finished_at TEXT NOT NULL
 );
 """
