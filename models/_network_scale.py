@@ -85,8 +85,8 @@ class ScaledLensMixin:
     ) -> KernelNorms:
         """Kernel norms at the checkpoints, without contributions (docs/design.md §1.5).
 
-        Replays training (one fit's cost plus a JVP over the ``m`` rows per step) and, at
-        each of the ``C`` checkpoints, takes the kernel between the ``m`` evaluation rows
+        Replays training (one fit's cost; the ``m`` rows are evaluated at the checkpoints
+        only) and, at each of the ``C`` checkpoints, takes the kernel between the ``m`` evaluation rows
         and ``s`` training rows and the ``S`` columns of the norm sample: ``O(C (m + s) S
         (in + out))`` per layer with SGD or momentum, ``O(C (m + s) S P)`` with Adam/AdamW
         (one GEMM per layer against the preconditioned ``D * delta_i a_i^T``), in blocks
@@ -131,7 +131,7 @@ class ScaledLensMixin:
             contributions=False,
             train_rows=None if rows is None else torch.as_tensor(rows, device=device),
         )
-        result, difference = self._replay(X, (order,), settings)
+        result, difference = self._replay(X, (), settings)
         metadata = self._view_metadata(order, sample, difference)
         return KernelNorms(
             kernel_norms=result.kernel_norms, train_kernel_norms=result.train_kernel_norms,
@@ -147,7 +147,7 @@ class ScaledLensMixin:
 
         One replay over ``[X_train; X]`` tracks ``R s_t(x)`` for the ``n + m`` rows
         (``sketch_size = k``; :mod:`._sketch`) or, with ``sketch_size=None``, the dense
-        ``s_t(x)``. Per step: a forward pass, factors and a JVP over the ``n + m`` rows
+        ``s_t(x)``. Per step: a forward pass and factors over the ``n + m`` rows
         (``O((n + m) P)``), their kernel with the batch (``O((n + m) |B| (in + out))`` per
         layer with SGD or momentum, ``O((n + m) |B| P)`` with Adam/AdamW) and the update
         ``O((n + m) |B| k)`` (``k = n`` dense). Memory ``O((n + m) k)``.
@@ -202,6 +202,6 @@ class ScaledLensMixin:
             checkpoints=[], smoother=True, train_in_eval=True, contributions=False,
             smoother_basis=basis,
         )
-        result, _ = self._replay(stacked, (self.telescope,), settings)
+        result, _ = self._replay(stacked, (), settings)
         rows = result.smoother
         return EffectiveParameters.from_rows(rows[:n_train], rows[n_train:], n_train, sketch_size)

@@ -142,6 +142,12 @@ class TelescopeRecorder:
         self._checkpoint_column = (
             {} if kernels is None else {int(t): c for c, t in enumerate(kernels.checkpoints)}
         )
+        # Kernel norms with no predictions, contributions or smoother: the evaluation rows
+        # are evaluated at the checkpoints only (docs/design.md §1.9).
+        self._norms_only = (
+            kernels is not None and not self.orders and not kernels.contributions
+            and not kernels.smoother
+        )
 
     # -- observer protocol -------------------------------------------------------------
 
@@ -186,11 +192,27 @@ class TelescopeRecorder:
         index: Tensor,
         record: BatchRecord,
     ) -> None:
+        settings = self.kernels
+        if self._norms_only:
+            # Norms only: the evaluation rows are needed at the checkpoints alone.
+            if int(t) in self._checkpoint_column:
+                previous = self.network.evaluate(params_previous, self.X_eval)
+                following = None
+                if settings.order == TelescopeOrder.TRAPEZOID:
+                    following = self.network.evaluate(params_next, self.X_eval)
+                self._kernel_step(
+                    t, params_previous, params_next, previous, following, step, index, record
+                )
+            return
         previous = self.previous
         following = self.network.evaluate(params_next, self.X_eval)
-        track_rest = (
-            self.kernels is not None and self.kernels.contributions and step.rest is not None
-        )
+        track_rest = settings is not None and settings.contributions and step.rest is not None
+        self.previous = following
+        if not self.orders and not track_rest:  # the sketch: no predictions to sum
+            self._kernel_step(
+                t, params_previous, params_next, previous, following, step, index, record
+            )
+            return
         tangents = [step.update, step.rest] if track_rest else [step.update]
         jvp_previous = previous.jvp(tangents).double()
         jvp_next = following.jvp(tangents).double() if self.needs_next else None
@@ -207,7 +229,6 @@ class TelescopeRecorder:
             self._kernel_step(
                 t, params_previous, params_next, previous, following, step, index, record
             )
-        self.previous = following
 
     def _terms(self, previous, following) -> list[tuple[float, JacobianFactors]]:
         """The evaluation side of the step's kernel: ``J_{t-1}`` or the trapezoid mean."""
@@ -341,6 +362,11 @@ class TelescopeRecorder:
 
     # -- results -----------------------------------------------------------------------
 
+    def _final_output(self, final_params: Params) -> Tensor:
+        if self._norms_only:  # the rows were not followed step by step
+            return self.network.evaluate(final_params, self.X_eval).output.double()
+        return self.previous.output.double()
+
     def result(self, final_params: Params) -> ReplayResult:
         """Collect what was tracked, once :func:`train` has returned ``final_params``."""
         initial_params = self.initial.params
@@ -356,7 +382,7 @@ class TelescopeRecorder:
             offset=numpy(self.offset),
             predictions=predictions,
             linearized=numpy(linearized),
-            final_output=numpy(self.previous.output.double()),
+            final_output=numpy(self._final_output(final_params)),
             final_params=final_params,
         )
         if self.kernels is not None:
