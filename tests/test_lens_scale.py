@@ -121,3 +121,33 @@ def test_costly_effective_parameters_raise_with_the_estimate():
     model = _mlp("adamw", X, y, steps=5)
     with pytest.raises(AnalysisTooCostlyError, match="estimated .* GFLOP"):
         model.effective_parameters(X_eval, max_flops=1.0)
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_adam_kernel_with_the_evaluation_side_preconditioned_equals_the_batch_side(n_outputs):
+    import torch
+
+    from tabscope.models._kernel_blocks import (
+        _eval_preconditioned_blocks, _preconditioned_blocks,
+    )
+    from tabscope.models._structured import StructuredMLP
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16),
+                                 torch.nn.ReLU(), torch.nn.Linear(16, n_outputs)).double()
+    network = StructuredMLP.from_module(module)
+    params = tuple(p.detach() for p in module.parameters())
+    coefficient = tuple(torch.rand_like(p) + 0.1 for p in params)
+    eval_a = network.evaluate(params, torch.randn(3, 5, dtype=torch.float64)).factors
+    eval_b = network.evaluate(params, torch.randn(3, 5, dtype=torch.float64) * 0.5).factors
+    batch = network.evaluate(params, torch.randn(40, 5, dtype=torch.float64)).factors
+    terms = [(0.5, eval_a), (0.5, eval_b)]
+    for max_elements in (1 << 24, 500):  # one block, and many small ones
+        def full(blocks):
+            out = torch.zeros(3, 40, n_outputs, n_outputs, dtype=torch.float64)
+            for rows, columns, block in blocks:
+                out[rows, columns] = block
+            return out
+        expected = full(_preconditioned_blocks(terms, batch, coefficient, max_elements))
+        got = full(_eval_preconditioned_blocks(terms, batch, coefficient, max_elements))
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-12)
