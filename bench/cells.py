@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tabscope.datasets import Dataset, PreparedData, Split, describe_inputs, prepare_data
+from tabscope.errors import AnalysisTooCostlyError
 from tabscope.vocabulary import Analysis, CellJob, Preprocessing, Task
 
 from .cell_fitting import fit_target as _fit_target
@@ -218,6 +219,10 @@ def lens_for(estimator, data: PreparedData, y_fit: np.ndarray):
         return None
 
 
+#: Evaluation rows whose most influential training examples a cell stores.
+N_DISPLAYED = 3
+
+
 def top_contributions(
     view, offset: int, eval_dataset_rows: np.ndarray, train_dataset_rows: np.ndarray,
     n_examples: int = 3, top_k: int = 5,
@@ -328,6 +333,9 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
         logger.debug("analysis %s of %s failed", job, task.cell_id, exc_info=True)
         outcome.analyses.append(_analysis_row(task, job, "failed", error=f"{type(exc).__name__}: {exc}"))
 
+    def skip(job: CellJob, exc: Exception) -> None:
+        outcome.analyses.append(_analysis_row(task, job, "skipped", error=f"skipped: {exc}"))
+
     def succeed(job: CellJob, summary: dict, started: float, frames: dict | None = None) -> None:
         summary["seconds"] = time.perf_counter() - started
         outcome.analyses.append(_analysis_row(task, job, "ok", summary=json.dumps(summary)))
@@ -345,49 +353,44 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
         return  # a plain estimator takes part in the scores only
 
     n_train = len(data.X_train)
-    stacked = None
     if CellJob.EFFECTIVE_PARAMETERS in jobs:
         started = time.perf_counter()
         try:
-            if n_train > settings.max_smoother_train:
-                raise ValueError(
-                    f"effective parameters need an n x n smoother; n_train = {n_train} exceeds "
-                    f"analysis.max_smoother_train = {settings.max_smoother_train}"
-                )
-            # One view over training and evaluation rows: a single replay for networks.
-            stacked = lens.kernel_view(
-                np.vstack([data.X_train, X_eval]), norm=settings.norm, smoother=True
+            # Dense smoother while n x n is small, a seeded sketch above (design §1.6, §1.9).
+            sketch = None if n_train <= settings.max_smoother_train else settings.sketch_size
+            result = lens.effective_parameters(
+                X_eval, sketch_size=sketch, max_flops=settings.max_lens_gflop * 1e9,
+                random_state=task.seed,
             )
-            smoother = np.asarray(stacked.smoother)
-            summary = {
-                "p_train": lens_analyses.effective_parameters(smoother[:n_train], n_train),
-                "p_test": lens_analyses.effective_parameters(smoother[n_train:], n_train),
-                "n_train": n_train,
-                "n_eval": len(eval_rows),
-            }
-            succeed(CellJob.EFFECTIVE_PARAMETERS, summary, started)
+            succeed(CellJob.EFFECTIVE_PARAMETERS, result.as_dict(), started)
+        except AnalysisTooCostlyError as exc:
+            skip(CellJob.EFFECTIVE_PARAMETERS, exc)
         except Exception as exc:
             fail(CellJob.EFFECTIVE_PARAMETERS, exc)
 
     if CellJob.KERNEL_NORMS in jobs:
         started = time.perf_counter()
         try:
-            if stacked is not None:
-                view, offset = stacked, n_train
-            else:
-                view, offset = lens.kernel_view(X_eval, norm=settings.norm), 0
-            norms = view.max_kernel_norms[offset:]
-            train_norms = view.max_train_kernel_norms
-            kappa_bar = lens_analyses.normalized_kernel_norms(norms, train_norms)
-            train_kappa_bar = lens_analyses.normalized_kernel_norms(train_norms, train_norms)
+            # Norms only (design §1.5, §1.9); contributions for the displayed rows alone.
+            norms = lens.kernel_norms(
+                X_eval, norm=settings.norm,
+                train_sample_size=settings.norm_train_sample_size, random_state=task.seed,
+            )
+            kappa, train_kappa = norms.max_kernel_norms, norms.max_train_kernel_norms
+            kappa_bar = norms.kappa_bar
+            train_kappa_bar = train_kappa / norms.train_mean
+            train_rows = task.split.train if norms.train_rows is None else (
+                task.split.train[norms.train_rows])
             eval_dataset_rows = task.split.test[eval_rows]
+            shown = min(N_DISPLAYED, len(X_eval))
             frames = {
                 "kernel_norms": pd.DataFrame(
-                    {"row": eval_dataset_rows, "kappa": norms, "kappa_bar": kappa_bar}),
+                    {"row": eval_dataset_rows, "kappa": kappa, "kappa_bar": kappa_bar}),
                 "train_kernel_norms": pd.DataFrame(
-                    {"row": task.split.train, "kappa": train_norms, "kappa_bar": train_kappa_bar}),
+                    {"row": train_rows, "kappa": train_kappa, "kappa_bar": train_kappa_bar}),
                 "top_contributions": top_contributions(
-                    view, offset, eval_dataset_rows, task.split.train),
+                    _displayed_view(lens, X_eval[:shown], settings.norm), 0,
+                    eval_dataset_rows[:shown], task.split.train, n_examples=shown),
             }
             frames["influence"] = influence_frame(view, offset, eval_dataset_rows,
                                                   task.split.train)
@@ -399,10 +402,14 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
                 "mean_kappa_bar_test": float(np.mean(kappa_bar)),
                 "max_kappa_bar_test": float(np.max(kappa_bar)),
                 "max_kappa_bar_train": float(np.max(train_kappa_bar)),
+                "train_mean_relative_se": norms.train_mean_standard_error / norms.train_mean,
+                "n_train_rows": len(train_rows),
                 "n_eval": len(eval_rows),
                 "norm": settings.norm,
             }
             succeed(CellJob.KERNEL_NORMS, summary, started, frames)
+        except AnalysisTooCostlyError as exc:
+            skip(CellJob.KERNEL_NORMS, exc)
         except Exception as exc:
             fail(CellJob.KERNEL_NORMS, exc)
 
@@ -414,6 +421,17 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
                     started)
         except Exception as exc:
             fail(CellJob.FIDELITY, exc)
+
+
+def _displayed_view(lens, X_shown: np.ndarray, norm: str):
+    """The kernel view of the few displayed evaluation rows: their contributions only.
+
+    A network's view skips the kernel norms (no checkpoints), so it costs a replay plus the
+    kernel between the displayed rows and each batch (docs/design.md §1.9).
+    """
+    if hasattr(lens, "telescoping_fidelity"):
+        return lens.kernel_view(X_shown, norm=norm, smoother=False, kernel_norms=False)
+    return lens.kernel_view(X_shown, norm=norm)
 
 
 def _irregularity_scores(task: CellTask, data: PreparedData, eval_rows: np.ndarray) -> np.ndarray:

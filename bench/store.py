@@ -51,6 +51,8 @@ ARRAYS_DIR = "arrays"
 #: The array every ok cell stores beside its predictions: one row, column ``inputs``, the
 #: JSON of :func:`tabscope.datasets.describe_inputs` (what the model family received).
 CELL_INPUTS_ARRAY = "inputs"
+#: Version 2: the trials table, cells.stopping_step (tuning and early stopping) and analyses
+#: that may be "skipped" (estimated too costly) rather than failed.
 SCHEMA_VERSION = 2
 
 #: One column per :class:`~tabscope.vocabulary.Metric`, in table order.
@@ -86,7 +88,7 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS analyses (
     analysis_id TEXT PRIMARY KEY,
     analysis TEXT NOT NULL, dataset TEXT NOT NULL, seed INTEGER NOT NULL, models TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
     error TEXT, summary TEXT, arrays_path TEXT, finished_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS trials (

@@ -118,9 +118,12 @@ class SplitSettings:
 class AnalysisSettings:
     """Sizes and options of the lens analyses (docs/design.md §1.5, §1.6).
 
-    ``max_eval`` test examples are drawn (seeded) for kernel views; ``max_smoother_train``
-    caps n for the O(n^2) effective-parameter smoother. The accepted values are the table
-    :data:`ANALYSIS_CONSTRAINTS`.
+    ``max_eval`` test examples are drawn (seeded) for kernel views. Effective parameters
+    use the dense ``n x n`` smoother up to ``max_smoother_train`` training rows and a seeded
+    sketch of ``sketch_size`` rows above (docs/design.md §1.6, §1.9); kappa_bar normalises
+    by ``norm_train_sample_size`` seeded training rows (all of them for GBDTs). A network
+    analysis estimated above ``max_lens_gflop`` is recorded as skipped with its estimate.
+    The accepted values are the table :data:`ANALYSIS_CONSTRAINTS`.
     """
 
     max_eval: int = 300
@@ -129,6 +132,9 @@ class AnalysisSettings:
     quantile: float = 0.9
     n_redraws: int = 20
     norm: str = KernelNorm.L1.value
+    sketch_size: int = 256
+    norm_train_sample_size: int = 1_000
+    max_lens_gflop: float = 12_000.0
 
 
 #: What each ``[analysis]`` setting accepts, in scikit-learn's constraint language.
@@ -139,6 +145,9 @@ ANALYSIS_CONSTRAINTS = {
     "quantile": [Interval(Real, 0, 1, closed="neither")],
     "n_redraws": [Interval(Integral, 1, None, closed="left")],
     "norm": [one_of(KernelNorm)],
+    "sketch_size": [Interval(Integral, 2, None, closed="left")],
+    "norm_train_sample_size": [Interval(Integral, 2, None, closed="left")],
+    "max_lens_gflop": [Interval(Real, 0, None, closed="neither")],
 }
 
 

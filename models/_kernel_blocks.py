@@ -70,6 +70,9 @@ def kernel_blocks(
     structured = isinstance(first, StructuredFactors) and isinstance(batch, StructuredFactors)
     if structured and isinstance(coefficient, (int, float)):
         yield from _structured_blocks(eval_terms, batch, float(coefficient), max_elements)
+    elif structured and len(first) * first.n_rows_per_point < len(batch) * batch.n_rows_per_point:
+        # Few evaluation rows (the displayed examples): precondition their side instead.
+        yield from _eval_preconditioned_blocks(eval_terms, batch, coefficient, max_elements)
     elif structured:
         yield from _preconditioned_blocks(eval_terms, batch, coefficient, max_elements)
     else:
@@ -194,6 +197,60 @@ def _preconditioned_blocks(
                         block = term * weight
                     else:
                         block.add_(term, alpha=weight)
+            yield eval_slice, batch_slice, block
+
+
+def _eval_preconditioned_blocks(
+    eval_terms: Sequence[tuple[float, JacobianFactors]],
+    batch: StructuredFactors,
+    coefficient: Params,
+    max_elements: int,
+) -> Iterator[tuple[slice, slice, Tensor]]:
+    """The diagonal-preconditioner kernel with the evaluation side preconditioned.
+
+    For ``m`` evaluation rows fewer than the batch's ``|B|``, each layer forms
+    ``G_x = D * (delta(x) a(x)^T)`` (``m K P`` values rather than ``|B| P``) and contracts
+    it with the whole batch in one matrix product, ``G_x a_B^T``, then with ``delta_B``:
+    ``m |B| in out`` per layer and step, the same numbers as
+    :func:`_preconditioned_blocks` since ``D`` is diagonal.
+    """
+    network = batch.network
+    n_eval, n_batch = len(eval_terms[0][1]), len(batch)
+    k_eval, k_batch = eval_terms[0][1].n_rows_per_point, batch.n_rows_per_point
+    widest = max(d.shape[-1] for d in batch.deltas)
+    eval_chunk = max(1, max_elements // (k_eval * batch.n_columns))
+    batch_chunk = max(1, max_elements // (eval_chunk * k_eval * widest))
+    for eval_slice in _chunk_slices(n_eval, eval_chunk):
+        preconditioned = []
+        for layer_index, layer in enumerate(network.layers):
+            g_weight = g_bias = None
+            for weight, factors in eval_terms:
+                a = factors.inputs[layer_index][eval_slice]
+                d = factors.deltas[layer_index][eval_slice] * weight
+                term = d[:, :, :, None] * a[:, None, None, :]
+                g_weight = term if g_weight is None else g_weight.add_(term)
+                if layer.bias is not None:
+                    g_bias = d if g_bias is None else g_bias + d
+            g_weight.mul_(coefficient[layer.weight])
+            if g_bias is not None:
+                g_bias = g_bias * coefficient[layer.bias]
+            preconditioned.append((g_weight, g_bias))
+        n1 = eval_slice.stop - eval_slice.start
+        for batch_slice in _chunk_slices(n_batch, batch_chunk):
+            block = None
+            for layer_index, (g_weight, g_bias) in enumerate(preconditioned):
+                a_b = batch.inputs[layer_index][batch_slice]
+                d_b = batch.deltas[layer_index][batch_slice]
+                n2, _, width = d_b.shape
+                # (n1 k1 out, in) @ (in, n2): every G_x applied to the batch's inputs
+                projected = g_weight.reshape(n1 * k_eval * width, -1) @ a_b.T
+                projected = projected.reshape(n1 * k_eval, width, n2)
+                term = torch.einsum("pon,nko->pnk", projected, d_b)
+                if g_bias is not None:
+                    term += (g_bias.reshape(n1 * k_eval, width) @ d_b.reshape(n2 * k_batch, width).T
+                             ).reshape(n1 * k_eval, n2, k_batch)
+                term = term.reshape(n1, k_eval, n2, k_batch).transpose(1, 2)
+                block = term if block is None else block.add_(term)
             yield eval_slice, batch_slice, block
 
 

@@ -18,6 +18,7 @@ from tabscope.vocabulary import Objective
 
 from ._network_base import _TelescopingEstimator
 from ._network_lens import TelescopingLensMixin
+from ._network_scale import ScaledLensMixin
 
 __all__ = ["REGRESSOR_CONSTRAINTS"]
 
@@ -25,7 +26,9 @@ __all__ = ["REGRESSOR_CONSTRAINTS"]
 REGRESSOR_CONSTRAINTS: dict[str, list] = {"standardize_target": ["boolean"]}
 
 
-class _TelescopingRegressor(RegressorMixin, TelescopingLensMixin, _TelescopingEstimator):
+class _TelescopingRegressor(
+    RegressorMixin, ScaledLensMixin, TelescopingLensMixin, _TelescopingEstimator
+):
     def fit(self, X, y, X_val=None, y_val=None):
         """Train the network on ``(X, y)`` with squared loss ``1/2 (f - y)^2``.
 
@@ -79,7 +82,9 @@ class _TelescopingRegressor(RegressorMixin, TelescopingLensMixin, _TelescopingEs
         return self._to_target_units(self._decision(self._validate_eval(X)))[:, 0]
 
 
-class _TelescopingClassifier(ClassifierMixin, TelescopingLensMixin, _TelescopingEstimator):
+class _TelescopingClassifier(
+    ClassifierMixin, ScaledLensMixin, TelescopingLensMixin, _TelescopingEstimator
+):
     def fit(self, X, y, X_val=None, y_val=None):
         """Train the network on ``(X, y)`` with cross-entropy.
 

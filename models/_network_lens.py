@@ -38,6 +38,7 @@ _KERNEL_VIEW_CONSTRAINTS = {
     "norm_sample_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
     "smoother": ["boolean", StrOptions({"auto"})],
     "max_smoother_train": [Interval(Integral, 1, None, closed="left")],
+    "kernel_norms": ["boolean"],
     "random_state": ["random_state"],
 }
 
@@ -128,6 +129,7 @@ class TelescopingLensMixin:
         norm_sample_size: int | str | None = "auto",
         smoother: bool | str = "auto",
         max_smoother_train: int = 2000,
+        kernel_norms: bool = True,
         random_state=0,
     ) -> KernelView:
         """The network as a kernel-weighted sum over its training examples (docs/design.md §1.3).
@@ -176,6 +178,9 @@ class TelescopingLensMixin:
             raises ValueError where they cannot be tracked.
         max_smoother_train : int, default=2000
             Cap on the number of training examples for the smoother.
+        kernel_norms : bool, default=True
+            False takes no kernel norms (the view has no checkpoints): the view of a few
+            displayed points then costs a replay plus their kernel with each batch.
         random_state : int, RandomState instance or None, default=0
             Seed of the norm subsample.
 
@@ -190,7 +195,8 @@ class TelescopingLensMixin:
         X = self._validate_eval(X)
         arguments = dict(
             order=order, norm=norm, norm_sample_size=norm_sample_size, smoother=smoother,
-            max_smoother_train=max_smoother_train, random_state=random_state,
+            max_smoother_train=max_smoother_train, kernel_norms=kernel_norms,
+            random_state=random_state,
         )
         validate_parameters(
             _KERNEL_VIEW_CONSTRAINTS, arguments, caller=f"{type(self).__name__}.kernel_view"
@@ -208,6 +214,8 @@ class TelescopingLensMixin:
         )
         sample = self._norm_sample(norm_sample_size, random_state, cheap_kernel=cheap_kernel)
         checkpoints = checkpoint_steps(config.n_steps, n_checkpoints)
+        if not kernel_norms:
+            checkpoints = checkpoints[:0]
         settings = self._kernel_settings(X, order, norm, sample, checkpoints, track_smoother)
         result, difference = self._replay(X, (order,), settings)
 

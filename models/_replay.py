@@ -41,10 +41,21 @@ class KernelSettings:
         Training examples the norms sum over (None: all of them); the sums are scaled by
         ``n / len(norm_sample)`` (L1) or its square root (L2) to estimate the full sums.
     smoother : bool
-        Track the linear-smoother weights (squared loss, one output, O(n^2) memory).
+        Track the linear-smoother weights (squared loss, one output).
     train_in_eval : bool
         The first ``n`` evaluation points are the training set, in order: the training
         rows' kernels and smoother are then read off the evaluation rows, not recomputed.
+    contributions : bool
+        Accumulate the per-example contributions (and the unattributed residual): the
+        ``m x n`` part. False gives the norms-only and sketch paths (docs/design.md §1.9),
+        which touch kernels at the checkpoints only, or for the smoother.
+    smoother_basis : Tensor of shape (n, k) or None
+        None tracks the dense smoother ``s_t(x)`` (``n`` values per point); a matrix
+        ``R^T`` tracks the sketch ``R s_t(x)`` (``k`` values per point). The recursion of
+        §1.6 is linear in ``s``, with ``e_i`` replaced by ``R e_i`` (row ``i`` of the basis).
+    train_rows : Tensor or None
+        Training rows whose kernel norms are taken (None: all ``n``), e.g. a seeded
+        subsample for the normalising mean of kappa_bar.
     """
 
     order: str
@@ -54,6 +65,9 @@ class KernelSettings:
     norm_sample: Tensor | None = None
     smoother: bool = False
     train_in_eval: bool = False
+    contributions: bool = True
+    smoother_basis: Tensor | None = None
+    train_rows: Tensor | None = None
 
 
 @dataclass
@@ -76,6 +90,18 @@ class ReplayResult:
     train_kernel_norms: np.ndarray | None = None
     smoother: np.ndarray | None = None
     train_smoother: np.ndarray | None = None
+
+
+@dataclass
+class _Subset:
+    """The factors of some rows of an evaluated point (what :meth:`_terms` reads)."""
+
+    point: object
+    rows: Tensor
+
+    @property
+    def factors(self) -> JacobianFactors:
+        return self.point.factors.take(self.rows)
 
 
 class TelescopeRecorder:
@@ -116,6 +142,12 @@ class TelescopeRecorder:
         self._checkpoint_column = (
             {} if kernels is None else {int(t): c for c, t in enumerate(kernels.checkpoints)}
         )
+        # Kernel norms with no predictions, contributions or smoother: the evaluation rows
+        # are evaluated at the checkpoints only (docs/design.md §1.9).
+        self._norms_only = (
+            kernels is not None and not self.orders and not kernels.contributions
+            and not kernels.smoother
+        )
 
     # -- observer protocol -------------------------------------------------------------
 
@@ -131,19 +163,24 @@ class TelescopeRecorder:
         m, k = offset.shape
         n = settings.X_train.shape[0]
         device = offset.device
-        self.contributions = torch.zeros((m, n, k), dtype=torch.float64, device=device)
+        self.contributions = (
+            torch.zeros((m, n, k), dtype=torch.float64, device=device)
+            if settings.contributions else None
+        )
         self.unattributed = torch.zeros_like(offset)
         n_checkpoints = len(settings.checkpoints)
+        n_train_rows = n if settings.train_rows is None else len(settings.train_rows)
         self.kernel_norms = torch.zeros((m, n_checkpoints), dtype=torch.float64, device=device)
         self.train_kernel_norms = torch.zeros(
-            (n, n_checkpoints), dtype=torch.float64, device=device
+            (n_train_rows, n_checkpoints), dtype=torch.float64, device=device
         )
         if settings.smoother:
-            self.smoother = torch.zeros((m, n), dtype=torch.float64, device=device)
+            width = n if settings.smoother_basis is None else settings.smoother_basis.shape[1]
+            self.smoother = torch.zeros((m, width), dtype=torch.float64, device=device)
             if settings.train_in_eval:
                 self.train_smoother = self.smoother[:n]  # a view: updated with smoother
             else:
-                self.train_smoother = torch.zeros((n, n), dtype=torch.float64, device=device)
+                self.train_smoother = torch.zeros((n, width), dtype=torch.float64, device=device)
                 self.train_previous = self.network.evaluate(params, settings.X_train)
 
     def after_step(
@@ -155,9 +192,27 @@ class TelescopeRecorder:
         index: Tensor,
         record: BatchRecord,
     ) -> None:
+        settings = self.kernels
+        if self._norms_only:
+            # Norms only: the evaluation rows are needed at the checkpoints alone.
+            if int(t) in self._checkpoint_column:
+                previous = self.network.evaluate(params_previous, self.X_eval)
+                following = None
+                if settings.order == TelescopeOrder.TRAPEZOID:
+                    following = self.network.evaluate(params_next, self.X_eval)
+                self._kernel_step(
+                    t, params_previous, params_next, previous, following, step, index, record
+                )
+            return
         previous = self.previous
         following = self.network.evaluate(params_next, self.X_eval)
-        track_rest = self.kernels is not None and step.rest is not None
+        track_rest = settings is not None and settings.contributions and step.rest is not None
+        self.previous = following
+        if not self.orders and not track_rest:  # the sketch: no predictions to sum
+            self._kernel_step(
+                t, params_previous, params_next, previous, following, step, index, record
+            )
+            return
         tangents = [step.update, step.rest] if track_rest else [step.update]
         jvp_previous = previous.jvp(tangents).double()
         jvp_next = following.jvp(tangents).double() if self.needs_next else None
@@ -174,7 +229,6 @@ class TelescopeRecorder:
             self._kernel_step(
                 t, params_previous, params_next, previous, following, step, index, record
             )
-        self.previous = following
 
     def _terms(self, previous, following) -> list[tuple[float, JacobianFactors]]:
         """The evaluation side of the step's kernel: ``J_{t-1}`` or the trapezoid mean."""
@@ -198,23 +252,30 @@ class TelescopeRecorder:
         batch_size = index.numel()
         coefficient = step.coefficient
         per_output = settings.smoother
-        batch = self.network.batch_factors(record, per_output=per_output)
-        weights = assemble_kernel(self._terms(previous, following), batch, coefficient)
-        weights.mul_(1.0 / batch_size)
-        if per_output:
-            # One output: w_t(x, i) is a scalar and c_t(x, i) = -w_t(x, i) g_it.
-            weights = weights[:, :, 0, 0]
-            contribution = (weights * (-record.g[:, 0]))[:, :, None]
-        else:
-            contribution = -weights[:, :, :, 0]
-        self.contributions.index_add_(1, index, contribution.double())
+        if settings.contributions or settings.smoother:
+            batch = self.network.batch_factors(record, per_output=per_output)
+            weights = assemble_kernel(self._terms(previous, following), batch, coefficient)
+            weights.mul_(1.0 / batch_size)
+            if per_output:
+                # One output: w_t(x, i) is a scalar and c_t(x, i) = -w_t(x, i) g_it.
+                weights = weights[:, :, 0, 0]
+        if settings.contributions:
+            if per_output:
+                contribution = (weights * (-record.g[:, 0]))[:, :, None]
+            else:
+                contribution = -weights[:, :, :, 0]
+            self.contributions.index_add_(1, index, contribution.double())
 
         n_train = settings.X_train.shape[0]
         train_previous = train_next = None
         if settings.smoother:
-            # s_t(x) = s_{t-1}(x) - sum_{i in B} w_t(x, i) (s_{t-1}(x_i) - e_i)
+            # s_t(x) = s_{t-1}(x) - sum_{i in B} w_t(x, i) (s_{t-1}(x_i) - e_i); the sketch
+            # tracks R s_t(x), with R e_i (row i of the basis) in place of e_i.
             residual = self.train_smoother[index].clone()
-            residual[torch.arange(batch_size, device=index.device), index] -= 1.0
+            if settings.smoother_basis is None:
+                residual[torch.arange(batch_size, device=index.device), index] -= 1.0
+            else:
+                residual -= settings.smoother_basis[index]
             if not settings.train_in_eval:  # else the training rows are smoother's first
                 train_previous = self.train_previous
                 train_next = self.network.evaluate(params_next, settings.X_train)
@@ -227,26 +288,54 @@ class TelescopeRecorder:
 
         column = self._checkpoint_column.get(int(t))
         if column is not None:
-            if settings.train_in_eval:
-                columns = previous.factors.take(slice(0, n_train))
-            else:
-                if train_previous is None:
-                    train_previous = self.network.evaluate(params_previous, settings.X_train)
-                    if settings.order == TelescopeOrder.TRAPEZOID:
-                        train_next = self.network.evaluate(params_next, settings.X_train)
-                columns = train_previous.factors
-            if settings.norm_sample is not None:
-                columns = columns.take(settings.norm_sample)
-            scale = 1.0 / batch_size
-            self.kernel_norms[:, column] = self._norms(
-                self._terms(previous, following), columns, coefficient, scale
+            self._checkpoint_norms(
+                column, params_previous, params_next, previous, following, coefficient,
+                1.0 / batch_size, train_previous, train_next,
             )
-            if settings.train_in_eval:
-                self.train_kernel_norms[:, column] = self.kernel_norms[:n_train, column]
-            else:
-                self.train_kernel_norms[:, column] = self._norms(
-                    self._terms(train_previous, train_next), columns, coefficient, scale
-                )
+
+    def _checkpoint_norms(
+        self, column: int, params_previous: Params, params_next: Params, previous, following,
+        coefficient: Coefficient, scale: float, train_previous, train_next,
+    ) -> None:
+        """Kernel norms of the evaluation rows and the chosen training rows at a checkpoint.
+
+        The columns are the norm sample's ``J_{t-1}(x_i)``; only the training rows in
+        ``train_rows`` (all by default) get their own norms.
+        """
+        settings = self.kernels
+        n_train = settings.X_train.shape[0]
+        sample, rows = settings.norm_sample, settings.train_rows
+        if settings.train_in_eval:
+            columns = previous.factors.take(slice(0, n_train))
+            if sample is not None:
+                columns = columns.take(sample)
+        elif train_previous is not None:  # the smoother evaluated every training row
+            columns = train_previous.factors
+            if sample is not None:
+                columns = columns.take(sample)
+        else:
+            X_columns = settings.X_train if sample is None else settings.X_train[sample]
+            columns = self.network.evaluate(params_previous, X_columns).factors
+        self.kernel_norms[:, column] = self._norms(
+            self._terms(previous, following), columns, coefficient, scale
+        )
+        if settings.train_in_eval:
+            train_norms = self.kernel_norms[:n_train, column]
+            self.train_kernel_norms[:, column] = (
+                train_norms if rows is None else train_norms[rows]
+            )
+            return
+        if train_previous is None:
+            X_rows = settings.X_train if rows is None else settings.X_train[rows]
+            train_previous = self.network.evaluate(params_previous, X_rows)
+            if settings.order == TelescopeOrder.TRAPEZOID:
+                train_next = self.network.evaluate(params_next, X_rows)
+        elif rows is not None:
+            train_previous = _Subset(train_previous, rows)
+            train_next = None if train_next is None else _Subset(train_next, rows)
+        self.train_kernel_norms[:, column] = self._norms(
+            self._terms(train_previous, train_next), columns, coefficient, scale
+        )
 
     def _norms(
         self,
@@ -273,6 +362,11 @@ class TelescopeRecorder:
 
     # -- results -----------------------------------------------------------------------
 
+    def _final_output(self, final_params: Params) -> Tensor:
+        if self._norms_only:  # the rows were not followed step by step
+            return self.network.evaluate(final_params, self.X_eval).output.double()
+        return self.previous.output.double()
+
     def result(self, final_params: Params) -> ReplayResult:
         """Collect what was tracked, once :func:`train` has returned ``final_params``."""
         initial_params = self.initial.params
@@ -288,7 +382,7 @@ class TelescopeRecorder:
             offset=numpy(self.offset),
             predictions=predictions,
             linearized=numpy(linearized),
-            final_output=numpy(self.previous.output.double()),
+            final_output=numpy(self._final_output(final_params)),
             final_params=final_params,
         )
         if self.kernels is not None:

@@ -28,7 +28,7 @@ from tabscope.vocabulary import KernelNorm, Loss
 from ._tree_replay import TreeKernel, _compact_ids
 from .kernel_view import KernelView
 
-__all__ = ["build_kernel_view", "round_kernel_weights"]
+__all__ = ["build_kernel_view", "round_kernel_weights", "smoother_recursion"]
 
 _VIEW_CONSTRAINTS = {
     "norm": [one_of(KernelNorm)],
@@ -329,18 +329,45 @@ def _smoother(
     ``s_t(x) = s_{t-1}(x) + sum_i w_t(x, i) (e_i - s_{t-1}(x_i))``, which needs ``s_{t-1}``
     on the whole training set: an ``n x n`` recursion, ``O(T n^2)`` time.
     """
-    structure = kernel.structure
-    n, T = kernel.n_train, structure.n_rounds
+    n = kernel.n_train
     if n > max_smoother_train:
         raise ValueError(
             f"smoother=True needs n x n smoother weights over the training set; n = {n} "
             f"exceeds max_smoother_train = {max_smoother_train} (raise it if {n}^2 floats "
             "fit in memory)"
         )
+    return smoother_recursion(kernel, eval_nodes)[0]
+
+
+def smoother_recursion(
+    kernel: TreeKernel, eval_nodes: np.ndarray, basis: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The smoother recursion of docs/design.md §1.6, dense or sketched.
+
+    A round's update is one vector per leaf, ``w_l sum_{i in leaf, in bag} (b_i -
+    s_{t-1}(x_i))`` with ``b_i = e_i`` (dense, ``basis=None``) or ``b_i = R e_i`` (row
+    ``i`` of ``basis = R^T``, shape (n, k)); per-leaf sums make a round ``O(n k)``.
+
+    Parameters
+    ----------
+    kernel : TreeKernel
+    eval_nodes : ndarray of shape (m, T)
+        Compact leaf ids of the evaluation rows.
+    basis : ndarray of shape (n, k) or None
+
+    Returns
+    -------
+    eval_smoother : ndarray of shape (m, k)
+    train_smoother : ndarray of shape (n, k)
+        ``k = n`` for the dense smoother.
+    """
+    structure = kernel.structure
+    n, T = kernel.n_train, structure.n_rounds
+    width = n if basis is None else basis.shape[1]
     m = eval_nodes.shape[0]
     bag = np.flatnonzero(kernel.in_bag)
-    train_smoother = np.zeros((n, n))
-    eval_smoother = np.zeros((m, n))
+    train_smoother = np.zeros((n, width))
+    eval_smoother = np.zeros((m, width))
     for t in range(T):
         first, last = structure.node_offsets[t], structure.node_offsets[t + 1]
         bag_nodes = kernel.train_nodes[bag, t]
@@ -352,13 +379,16 @@ def _smoother(
         indicator = sp.csr_matrix(
             (np.ones(bag.size), (bag_leaf, bag)), shape=(n_leaves, n)
         )
-        update = np.zeros((n_leaves + 1, n))
+        update = np.zeros((n_leaves + 1, width))
         update[:n_leaves] = -(indicator @ train_smoother)
-        update[bag_leaf, bag] += 1.0
+        if basis is None:
+            update[bag_leaf, bag] += 1.0
+        else:
+            update[:n_leaves] += indicator @ basis
         update[:n_leaves] *= kernel.node_weights[leaves][:, None]
         eval_smoother += update[local[eval_nodes[:, t] - first]]
         train_smoother += update[local[kernel.train_nodes[:, t] - first]]
-    return eval_smoother
+    return eval_smoother, train_smoother
 
 
 def round_kernel_weights(kernel: TreeKernel, X: Any, round_index: int) -> np.ndarray:

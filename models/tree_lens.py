@@ -39,6 +39,7 @@ from ._booster_adapter import (
     adapter_class,
 )
 from ._tree_replay import fit_tree_kernel
+from ._tree_scale import ScaledTreeLensMixin
 from ._tree_view import build_kernel_view, round_kernel_weights
 from .kernel_view import KernelView
 
@@ -70,7 +71,7 @@ def _estimator_has(method: str):
     return check
 
 
-class TreeLens(MetaEstimatorMixin, BaseEstimator):
+class TreeLens(ScaledTreeLensMixin, MetaEstimatorMixin, BaseEstimator):
     """A gradient-boosted ensemble as a kernel-weighted sum over its training examples.
 
     Round ``t`` of a booster fits, for each output ``k``, a tree whose leaf values are Newton

@@ -10,7 +10,7 @@ with status 2. Anything else that escapes is a bug, and the command line shows i
 
 from __future__ import annotations
 
-__all__ = ["MissingDependencyError", "UsageError", "UserError"]
+__all__ = ["AnalysisTooCostlyError", "MissingDependencyError", "UsageError", "UserError"]
 
 
 class UserError(Exception):
@@ -23,3 +23,11 @@ class UsageError(UserError, ValueError):
 
 class MissingDependencyError(UserError, ImportError):
     """An optional dependency is not installed; the message gives the install command."""
+
+
+class AnalysisTooCostlyError(ValueError):
+    """An analysis would cost more than its budget; the message gives the estimate.
+
+    The benchmark records such an analysis as skipped, with the message, never as failed
+    (docs/design.md §1.9).
+    """

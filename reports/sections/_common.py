@@ -56,7 +56,8 @@ def no_data(what: str) -> Paragraph:
 
 def failed_note(data: ReportData, kinds: tuple[str, ...]) -> list[Paragraph]:
     """A note that analyses of ``kinds`` behind a section failed, or nothing."""
-    failed = data.analyses[data.analyses["analysis"].isin(kinds) & (data.analyses["status"] != "ok")]
+    failed = data.analyses[data.analyses["analysis"].isin(kinds)
+                           & ~data.analyses["status"].isin(["ok", "skipped"])]
     if failed.empty:
         return []
     noun = "analysis" if len(failed) == 1 else "analyses"

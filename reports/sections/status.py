@@ -24,7 +24,8 @@ def _build(context: ReportContext) -> Section:
             ["cells ok", n_ok], ["cells failed", n_failed],
             ["cells not run yet", len(missing)],
             ["analyses ok", int((analyses["status"] == "ok").sum())],
-            ["analyses failed", int((analyses["status"] != "ok").sum())]]
+            ["analyses skipped", int((analyses["status"] == "skipped").sum())],
+            ["analyses failed", int((~analyses["status"].isin(["ok", "skipped"])).sum())]]
     section = Section(SECTION.title, [Table("Run status", ["count", "value"], rows)])
     if missing:
         listed = ", ".join(missing[:_MAX_LISTED_MISSING])
@@ -42,7 +43,8 @@ def _build(context: ReportContext) -> Section:
               Cell(message(row["error"]), failed=True)]
              for _, row in failed_cells.iterrows()],
         ))
-    failed_analyses = analyses[analyses["status"] != "ok"]
+    failed_analyses = analyses[~analyses["status"].isin(["ok", "skipped"])]
+    skipped_analyses = analyses[analyses["status"] == "skipped"]
     names = data.dataset_names
     if failed_analyses.empty:
         section.blocks.append(Paragraph("No analysis failed."))
@@ -52,6 +54,15 @@ def _build(context: ReportContext) -> Section:
             [[row["analysis"], names.get(row["dataset"], row["dataset"]), row["seed"],
               ", ".join(row["models"]), Cell(message(row["error"]), failed=True)]
              for _, row in failed_analyses.iterrows()],
+        ))
+    if not skipped_analyses.empty:
+        # Beyond the machine's budget, by an estimate of their cost: not failures.
+        section.blocks.append(Table(
+            "Skipped analyses (estimated too costly; not failures)",
+            ["analysis", "dataset", "seed", "models", "reason"],
+            [[row["analysis"], names.get(row["dataset"], row["dataset"]), row["seed"],
+              ", ".join(row["models"]), message(row["error"])]
+             for _, row in skipped_analyses.iterrows()],
         ))
     problems = _problems_table(data)
     if problems is not None:
