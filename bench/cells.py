@@ -279,6 +279,30 @@ def influence_frame(view, offset: int, eval_dataset_rows: np.ndarray,
     })
 
 
+def assembly_frame(view, eval_dataset_rows: np.ndarray) -> pd.DataFrame:
+    """How each evaluation row's prediction was assembled over training (§1.10).
+
+    For each tenth of the training steps (boosting rounds for trees), the share of the
+    prediction's total movement made in it: ``|f_j(x) - f_{j-1}(x)| / sum_j |...|`` with
+    ``f_0`` the offset (Frobenius norm over outputs). Absolute changes, so the shares sum to
+    1 even when later steps undo earlier ones.
+    """
+    path = np.asarray(view.prediction_path, dtype=np.float64)
+    offset = np.asarray(view.offset, dtype=np.float64)[:, None]
+    steps = np.diff(np.concatenate([offset, path], axis=1), axis=1)
+    moves = np.sqrt(np.sum(steps ** 2, axis=2)) if steps.ndim == 3 else np.abs(steps)
+    total = moves.sum(axis=1, keepdims=True)
+    share = np.divide(moves, total, out=np.zeros_like(moves), where=total > 0)
+    parts = np.arange(1, share.shape[1] + 1)
+    return pd.DataFrame({
+        "eval_row": np.repeat(eval_dataset_rows[:share.shape[0]], len(parts)).astype(np.int64),
+        "part": np.tile(parts, share.shape[0]),
+        "fraction": np.tile(np.asarray(view.path_steps, dtype=np.float64)
+                            / float(np.max(view.path_steps)), share.shape[0]),
+        "share": share.ravel(),
+    })
+
+
 def kappa_path_frame(view, offset: int) -> pd.DataFrame:
     """Mean kappa_t over evaluation and over training rows at each checkpoint (§1.5)."""
     checkpoints = np.asarray(view.checkpoints, dtype=np.float64)
@@ -383,18 +407,23 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
                 task.split.train[norms.train_rows])
             eval_dataset_rows = task.split.test[eval_rows]
             shown = min(N_DISPLAYED, len(X_eval))
+            # One view of contributions for the few rows the report shows and the rows whose
+            # influence the boosting-parallels section compares across models.
+            explained = min(max(shown, INFLUENCE_ROWS), len(X_eval))
+            view = _displayed_view(lens, X_eval[:explained], settings.norm)
             frames = {
                 "kernel_norms": pd.DataFrame(
                     {"row": eval_dataset_rows, "kappa": kappa, "kappa_bar": kappa_bar}),
                 "train_kernel_norms": pd.DataFrame(
                     {"row": train_rows, "kappa": train_kappa, "kappa_bar": train_kappa_bar}),
                 "top_contributions": top_contributions(
-                    _displayed_view(lens, X_eval[:shown], settings.norm), 0,
-                    eval_dataset_rows[:shown], task.split.train, n_examples=shown),
+                    view, 0, eval_dataset_rows[:explained], task.split.train, n_examples=shown),
+                "influence": influence_frame(view, 0, eval_dataset_rows, task.split.train),
+                # KernelNorms carries the checkpoints and per-checkpoint norms a view does.
+                "kappa_path": kappa_path_frame(norms, 0),
             }
-            frames["influence"] = influence_frame(view, offset, eval_dataset_rows,
-                                                  task.split.train)
-            frames["kappa_path"] = kappa_path_frame(view, offset)
+            if view.prediction_path is not None:
+                frames["assembly"] = assembly_frame(view, eval_dataset_rows)
             if task.stores_irregularity_scores:
                 frames["irregularity_scores"] = pd.DataFrame(
                     {"row": eval_dataset_rows, "score": _irregularity_scores(task, data, eval_rows)})

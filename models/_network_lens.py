@@ -20,7 +20,7 @@ from tabscope.vocabulary import KernelMethod, KernelNorm, Objective, TelescopeOr
 
 from ._replay import KernelSettings, ReplayResult
 from ._training import checkpoint_steps
-from .kernel_view import KernelView
+from .kernel_view import KernelView, prediction_path_steps
 
 __all__ = ["TelescopingLensMixin"]
 
@@ -216,7 +216,8 @@ class TelescopingLensMixin:
         checkpoints = checkpoint_steps(config.n_steps, n_checkpoints)
         if not kernel_norms:
             checkpoints = checkpoints[:0]
-        settings = self._kernel_settings(X, order, norm, sample, checkpoints, track_smoother)
+        settings = self._kernel_settings(X, order, norm, sample, checkpoints, track_smoother,
+                                         prediction_path_steps(config.n_steps))
         result, difference = self._replay(X, (order,), settings)
 
         metadata = self._view_metadata(order, sample, difference)
@@ -281,7 +282,8 @@ class TelescopingLensMixin:
         return np.sort(rng.choice(n_train, size=size, replace=False))
 
     def _kernel_settings(
-        self, X, order: str, norm: str, sample, checkpoints, track_smoother: bool
+        self, X, order: str, norm: str, sample, checkpoints, track_smoother: bool,
+        path_steps=(),
     ) -> KernelSettings:
         """What the replay tracks; views over ``[X_train; X_test]`` reuse the first rows."""
         device = self._device()
@@ -300,6 +302,7 @@ class TelescopingLensMixin:
             norm_sample=None if sample is None else torch.as_tensor(sample, device=device),
             smoother=track_smoother,
             train_in_eval=bool(train_in_eval),
+            path_steps=[int(t) for t in path_steps],
         )
 
     def _view_metadata(self, order: str, sample, difference: float) -> dict:
@@ -338,6 +341,11 @@ class TelescopingLensMixin:
         squeeze = self.n_outputs_ == 1
         contributions = result.contributions[:, :, 0] if squeeze else result.contributions
         units = self._to_target_units
+        path_steps, path = None, None
+        if result.prediction_path is not None and result.prediction_path.shape[1]:
+            path_steps = prediction_path_steps(self.training_config_.n_steps)
+            path = units(result.prediction_path)
+            path = path[:, :, 0] if squeeze else path
         return KernelView(
             offset=self._as_units(units(result.offset)),
             contributions=units(contributions, shift=False),
@@ -350,4 +358,6 @@ class TelescopingLensMixin:
             loss=Objective(self.training_config_.objective).loss.value,
             norm=norm,
             metadata=metadata,
+            path_steps=path_steps,
+            prediction_path=path,
         )

@@ -56,6 +56,9 @@ class KernelSettings:
     train_rows : Tensor or None
         Training rows whose kernel norms are taken (None: all ``n``), e.g. a seeded
         subsample for the normalising mean of kappa_bar.
+    path_steps : sequence of int
+        Steps after which the telescoping prediction of ``order`` is recorded (the
+        prediction path: how the prediction was assembled over training).
     """
 
     order: str
@@ -68,6 +71,7 @@ class KernelSettings:
     contributions: bool = True
     smoother_basis: Tensor | None = None
     train_rows: Tensor | None = None
+    path_steps: Sequence[int] = ()
 
 
 @dataclass
@@ -90,6 +94,7 @@ class ReplayResult:
     train_kernel_norms: np.ndarray | None = None
     smoother: np.ndarray | None = None
     train_smoother: np.ndarray | None = None
+    prediction_path: np.ndarray | None = None
 
 
 @dataclass
@@ -168,6 +173,9 @@ class TelescopeRecorder:
             if settings.contributions else None
         )
         self.unattributed = torch.zeros_like(offset)
+        self._path_column = {int(t): c for c, t in enumerate(settings.path_steps)}
+        self.prediction_path = torch.zeros(
+            (m, len(settings.path_steps), k), dtype=torch.float64, device=device)
         n_checkpoints = len(settings.checkpoints)
         n_train_rows = n if settings.train_rows is None else len(settings.train_rows)
         self.kernel_norms = torch.zeros((m, n_checkpoints), dtype=torch.float64, device=device)
@@ -221,6 +229,9 @@ class TelescopeRecorder:
         if TelescopeOrder.TRAPEZOID in self.sums:
             self.sums[TelescopeOrder.TRAPEZOID] += 0.5 * (jvp_previous[0] + jvp_next[0])
         if self.kernels is not None:
+            column = self._path_column.get(int(t))
+            if column is not None and self.kernels.order in self.sums:
+                self.prediction_path[:, column] = self.offset + self.sums[self.kernels.order]
             if track_rest:
                 if self.kernels.order == TelescopeOrder.FIRST_ORDER:
                     self.unattributed += jvp_previous[1]
@@ -390,6 +401,7 @@ class TelescopeRecorder:
             result.unattributed = numpy(self.unattributed)
             result.kernel_norms = numpy(self.kernel_norms)
             result.train_kernel_norms = numpy(self.train_kernel_norms)
+            result.prediction_path = numpy(self.prediction_path)
             if self.kernels.smoother:
                 result.smoother = numpy(self.smoother)
                 result.train_smoother = numpy(self.train_smoother)

@@ -26,7 +26,7 @@ from tabscope.validation import Interval, one_of, validate_parameters
 from tabscope.vocabulary import KernelNorm, Loss
 
 from ._tree_replay import TreeKernel, _compact_ids
-from .kernel_view import KernelView
+from .kernel_view import KernelView, prediction_path_steps
 
 __all__ = ["build_kernel_view", "round_kernel_weights", "smoother_recursion"]
 
@@ -94,7 +94,11 @@ def build_kernel_view(
     offset = np.array(kernel.adapter.initial_prediction(X), dtype=np.float64).reshape(m, K)
     # The prediction comes from the library's own leaf values; the contributions from
     # gradients, hessians and leaf co-membership: the identity compares the two.
-    prediction = offset + structure.node_values[eval_nodes].reshape(m, T, K).sum(axis=1)
+    rounds = structure.node_values[eval_nodes].reshape(m, T, K)
+    prediction = offset + rounds.sum(axis=1)
+    # The prediction after the rounds that end each tenth of boosting (docs/design.md §1.10).
+    path_steps = prediction_path_steps(T)
+    path = offset[:, None, :] + np.cumsum(rounds, axis=1)[:, path_steps - 1, :]
     contributions = _contributions(kernel, eval_nodes, block_nonzeros, n_jobs)
     kernel_norms = _kernel_norms(kernel, eval_nodes, norm, block_nonzeros)
     train_kernel_norms = _kernel_norms(kernel, kernel.train_nodes, norm, block_nonzeros)
@@ -104,6 +108,7 @@ def build_kernel_view(
     if K == 1:
         offset, prediction = offset[:, 0], prediction[:, 0]
         contributions = contributions[:, :, 0]
+        path = path[:, :, 0]
     metadata = dict(structure.metadata)
     metadata.update(
         library=structure.library,
@@ -124,6 +129,8 @@ def build_kernel_view(
         loss=structure.loss,
         norm=norm,
         metadata=metadata,
+        path_steps=path_steps,
+        prediction_path=path,
     )
 
 

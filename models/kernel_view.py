@@ -20,9 +20,16 @@ import numpy as np
 from tabscope.validation import one_of, validate_parameters
 from tabscope.vocabulary import KernelNorm, Loss
 
-__all__ = ["KernelView"]
+__all__ = ["KernelView", "prediction_path_steps"]
 
 _NORM = {"norm": [one_of(KernelNorm)]}
+
+
+def prediction_path_steps(n_steps: int, n_parts: int = 10) -> np.ndarray:
+    """The steps (or boosting rounds) that end each of ``n_parts`` equal parts of training:
+    where a view's prediction path is taken (fewer when there are fewer steps)."""
+    steps = np.round(np.arange(1, n_parts + 1) * (int(n_steps) / n_parts)).astype(np.int64)
+    return np.unique(np.clip(steps, 1, max(int(n_steps), 1)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +65,12 @@ class KernelView:
         The norm used for ``kernel_norms``.
     metadata : dict
         Free-form description (model kind, library, subsampling used for norms, ...).
+    path_steps : ndarray of shape (p,) or None
+        Steps (boosting rounds for trees) after which :attr:`prediction_path` was taken.
+    prediction_path : ndarray of shape (m, p) or (m, p, K), or None
+        The prediction (in the units of ``prediction``) after each of ``path_steps``: how
+        the prediction was assembled over training (docs/design.md §1.10). Its last
+        column equals ``prediction`` when the last path step is the last step.
     """
 
     offset: np.ndarray
@@ -71,6 +84,8 @@ class KernelView:
     loss: str = Loss.SQUARED_ERROR.value
     norm: str = KernelNorm.L1.value
     metadata: dict = field(default_factory=dict)
+    path_steps: np.ndarray | None = None
+    prediction_path: np.ndarray | None = None
 
     def __post_init__(self):
         offset = np.asarray(self.offset)
@@ -103,6 +118,13 @@ class KernelView:
                 f"smoother must have shape {(m, self.n_train)}, "
                 f"got {np.asarray(self.smoother).shape}"
             )
+        if (self.prediction_path is None) != (self.path_steps is None):
+            raise ValueError("path_steps and prediction_path are given together or not at all")
+        if self.prediction_path is not None:
+            expected = (m, np.asarray(self.path_steps).shape[0], *offset.shape[1:])
+            if np.asarray(self.prediction_path).shape != expected:
+                raise ValueError(f"prediction_path must have shape {expected}, "
+                                 f"got {np.asarray(self.prediction_path).shape}")
         validate_parameters(_NORM, {"norm": self.norm}, caller="KernelView")
 
     @property

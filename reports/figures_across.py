@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 
 from .figures import _model_legend, _new_figure, _style
 
-__all__ = ["compare_figure", "critical_difference_figure", "effective_parameters_scatter",
+__all__ = ["assembly_figure", "compare_figure", "critical_difference_figure", "effective_parameters_scatter",
            "normalised_figure", "normalised_trials_figure", "pooled_lens_figure", "win_rate_figure"]
 
 _ROLE_MARKERS = {"network": "o", "tree": "s", "other": "^"}
@@ -210,4 +210,27 @@ def kappa_path_figure(paths: pd.DataFrame, palette: dict) -> Figure | None:
             ax.set_ylabel("mean κ_t test / train")
         _hide_unused(axes, len(datasets), columns)
         _model_legend(figure, [m for m in palette if m in set(paths["model"])], palette)
+    return figure
+
+
+def assembly_figure(shares: pd.DataFrame, palette: dict) -> Figure | None:
+    """Share of the prediction's movement made in each tenth of training, one line per
+    model (mean over datasets and seeds, band: min to max over datasets). None if empty."""
+    if shares.empty:
+        return None
+    per_dataset = shares.groupby(["model", "dataset", "part"])["share"].mean().reset_index()
+    with _style():
+        figure = _new_figure(6.0, 4.0)
+        ax = figure.subplots()
+        for model in [m for m in palette if m in set(per_dataset["model"])]:
+            line = per_dataset[per_dataset["model"] == model].groupby("part")["share"]
+            parts = np.asarray(sorted(per_dataset["part"].unique()))
+            mean, low, high = (line.mean().reindex(parts), line.min().reindex(parts),
+                               line.max().reindex(parts))
+            ax.plot(parts, mean, color=palette[model], marker="o", markersize=3, label=model)
+            ax.fill_between(parts, low, high, color=palette[model], alpha=0.15, linewidth=0)
+        ax.set_xlabel("tenth of the training steps / boosting rounds")
+        ax.set_ylabel("share of the prediction's movement")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize="small")
     return figure

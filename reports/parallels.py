@@ -4,8 +4,10 @@ stores (``influence``, ``kappa_path``; see ``tabscope.bench.cells``).
 
 (a) Agreement of the two models' per-example influence |C(x, i)| on the same test point:
 Spearman ρ over training examples and the overlap of their top-k training examples, each
-against chance (ρ = 0; overlap k/n for two random top-k sets). (c) κ_t over training for
-both, against the fraction of training steps or boosting rounds done.
+against chance (ρ = 0; overlap k/n for two random top-k sets). (b) How each prediction was
+assembled: the share of its movement made in each tenth of the training steps or boosting
+rounds. (c) κ_t over training for both, against the fraction of training steps or boosting
+rounds done.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .data import ReportData
 from .lens import _pairs
 from .pooled_lens import row_spearman
 
-__all__ = ["TOP_K", "influence_agreement", "kappa_paths"]
+__all__ = ["TOP_K", "assembly_shares", "influence_agreement", "kappa_paths"]
 
 #: Size of the most-influential sets whose overlap is measured.
 TOP_K = 10
@@ -105,6 +107,32 @@ def kappa_paths(data: ReportData) -> pd.DataFrame:
             "role": roles.get(model, "other"), "seed": seed, "fraction": frame["fraction"],
             "eval_mean_kappa": frame["eval_mean_kappa"],
             "relative": frame["eval_mean_kappa"] / frame["train_mean_kappa"]}))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def assembly_shares(data: ReportData) -> pd.DataFrame:
+    """Share of each prediction's movement made in each tenth of training, per model.
+
+    From the ``assembly`` frames of the kernel-norms job: for each (dataset, model, seed)
+    the mean over the stored test points of the share made in each tenth.
+
+    Returns
+    -------
+    shares : pandas.DataFrame
+        Columns ``dataset``, ``dataset_name``, ``model``, ``role``, ``seed``, ``part``
+        (1..10), ``fraction`` (of steps or rounds done at the end of the part) and
+        ``share`` (mean over test points; the shares of a point sum to 1).
+    """
+    columns = ["dataset", "dataset_name", "model", "role", "seed", "part", "fraction", "share"]
+    names, roles = data.dataset_names, data.roles
+    frames = []
+    for (dataset, model, seed), frame in _frames(data, "assembly").items():
+        mean = frame.groupby("part", sort=True).agg(fraction=("fraction", "first"),
+                                                     share=("share", "mean")).reset_index()
+        frames.append(mean.assign(dataset=dataset, dataset_name=names.get(dataset, dataset),
+                                  model=model, role=roles.get(model, "other"), seed=seed))
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]

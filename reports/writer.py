@@ -23,7 +23,7 @@ FIGURES_DIR = "figures"
 #: Figures the report may write; one not made this time is removed so none goes stale.
 FIGURE_NAMES = ("scores", "irregularity", "kernel_norms", "effective_parameters", "fidelity",
                 "normalised_scores", "critical_difference", "win_rates", "pooled_lens",
-                "effective_parameters_across", "kappa_paths", "compare", "tuning",
+                "effective_parameters_across", "kappa_paths", "compare", "tuning", "assembly",
                 "normalised_trials")
 
 

@@ -641,5 +641,6 @@ def test_cross_dataset_sections_say_why_they_have_too_little_to_show(report):
     assert "Friedman χ²" in cd  # the ranks and the test are still given, as descriptive
     parallels = markdown.split("## Boosting parallels\n", 1)[1]
     assert "No data: no compared pair has stored influence frames" in parallels
+    assert "No data: no cell stored how its predictions were assembled" in parallels
     normalised = markdown.split("## Normalised scores across datasets\n", 1)[1].split("\n## ", 1)[0]
     assert "needs the 'trials' table" in normalised  # the fixture run was not tuned

@@ -180,6 +180,8 @@ def test_cross_dataset_sections_show_their_statistics(five_datasets):
     parallels = _section(markdown, "Boosting parallels")
     assert "(a) Agreement of network and GBDT influence" in parallels
     assert "figures/kappa_paths.png" in parallels
+    assert "(b) Share of the prediction's movement made early in training" in parallels
+    assert "figures/assembly.png" in parallels
     # Influence agreement sits above chance: the models lean on overlapping neighbours.
     rows = re.findall(r"\| (\w+) \| mlp vs xgboost \| ([-\d.]+) \| [^|]+ \| ([\d.e-]+) \| ([\d.e-]+) \|",
                       parallels)
@@ -206,13 +208,14 @@ def test_cross_dataset_report_renders_in_chromium(five_datasets, tmp_path):
 
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed")
-    facts = check_report_in_browser(five_datasets["paths"]["html"], tmp_path, n_figures=10)  # no fidelity: the run has no fidelity analysis
+    facts = check_report_in_browser(five_datasets["paths"]["html"], tmp_path, n_figures=11)  # no fidelity: the run has no fidelity analysis
     alts = {image["alt"] for image in facts["images"]}
     assert {"Critical-difference diagram of the models' mean ranks",
             "Normalised score of every model across datasets",
             "Pairwise win rates with bootstrap intervals",
             "Network kappa-bar ratio against the relative gap increase across datasets",
-            "Kernel weight norm over training for networks and GBDTs"} <= alts
+            "Kernel weight norm over training for networks and GBDTs",
+            "Share of the prediction's movement in each tenth of training"} <= alts
 
 
 # ------------------------------------------------------------------------ tabscope compare
