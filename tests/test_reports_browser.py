@@ -210,7 +210,7 @@ def test_report_of_a_real_tiny_run_through_the_cli_renders_in_chromium(tmp_path)
     assert completed.returncode == 0, completed.stderr
     assert str(results / "report.html") in completed.stdout
     assert seconds < 30, f"tabscope report took {seconds:.1f} s"
-    facts = check_report_in_browser(results / "report.html", tmp_path, n_figures=10)
+    facts = check_report_in_browser(results / "report.html", tmp_path, n_figures=11)
     assert (results / "figures" / "irregularity.png").stat().st_size > 10_000
     print(f"tabscope report on a tiny real run: {seconds:.1f} s; images: {facts['images']}",
           file=sys.stderr)
