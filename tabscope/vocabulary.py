@@ -206,8 +206,6 @@ class CellJob(enum.StrEnum):
     array it needs and never preprocesses data again."""
     EFFECTIVE_PARAMETERS = "effective_parameters"
     FIDELITY = "fidelity"
-    CONTRIBUTIONS = "contributions"
-    """The most influential training examples of a few displayed test examples."""
 
 
 class Loss(enum.StrEnum):
