@@ -105,6 +105,30 @@ def _mlp(n_features: int, width: int, seed: int) -> nn.Sequential:
     return module
 
 
+def compare_kernel_routes(
+    module: torch.nn.Module, X_eval: torch.Tensor, X_train: torch.Tensor, repeats: int
+) -> tuple[float, float, float]:
+    """Seconds of the structured route (best of ``repeats``) and of torch.func (one call),
+    and their relative difference ``max |K_s - K_f| / max |K_f|``."""
+    with torch.no_grad():
+        structured_seconds, _, structured = _timed(
+            lambda: tangent_kernel(module, X_eval, X_train, kernel_method="structured"), repeats
+        )
+        # per-example Jacobians are the slow side: one timed call is enough
+        functional_seconds, _, functional = _timed(
+            lambda: tangent_kernel(
+                module, X_eval, X_train, kernel_method="functional",
+                max_block_elements=FUNCTIONAL_BLOCK_ELEMENTS,
+            ),
+            1,
+        )
+    difference = float(
+        (structured.double() - functional.double()).abs().max()
+        / functional.double().abs().max()
+    )
+    return structured_seconds, functional_seconds, difference
+
+
 def time_kernels(
     widths: list[int], n_eval: int, n_train: int, n_features: int, repeats: int, seed: int
 ) -> list[KernelTiming]:
@@ -115,21 +139,8 @@ def time_kernels(
     timings = []
     for width in widths:
         module = _mlp(n_features, width, seed)
-        with torch.no_grad():
-            structured_seconds, _, structured = _timed(
-                lambda: tangent_kernel(module, X_eval, X_train, kernel_method="structured"), repeats
-            )
-            # per-example Jacobians are the slow side: one timed call is enough
-            functional_seconds, _, functional = _timed(
-                lambda: tangent_kernel(
-                    module, X_eval, X_train, kernel_method="functional",
-                    max_block_elements=FUNCTIONAL_BLOCK_ELEMENTS,
-                ),
-                1,
-            )
-        difference = float(
-            (structured.double() - functional.double()).abs().max()
-            / functional.double().abs().max()
+        structured_seconds, functional_seconds, difference = compare_kernel_routes(
+            module, X_eval, X_train, repeats
         )
         timings.append(
             KernelTiming(
@@ -140,7 +151,6 @@ def time_kernels(
                 relative_difference=difference,
             )
         )
-        del structured, functional
     return timings
 
 

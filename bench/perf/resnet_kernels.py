@@ -18,9 +18,7 @@ import sys
 import torch
 
 from tabscope.models._resnet import build_resnet
-from tabscope.models.tangent_kernels import tangent_kernel
-
-from .kernels import FUNCTIONAL_BLOCK_ELEMENTS, _timed
+from .kernels import compare_kernel_routes
 
 __all__ = ["main", "time_resnet_kernel"]
 
@@ -36,20 +34,8 @@ def time_resnet_kernel(
     module = build_resnet(
         n_features, 1, n_blocks=n_blocks, d_main=d_main, d_hidden=d_hidden, seed=seed
     )
-    with torch.no_grad():
-        structured_seconds, _, structured = _timed(
-            lambda: tangent_kernel(module, X_eval, X_train, kernel_method="structured"), repeats
-        )
-        functional_seconds, _, functional = _timed(
-            lambda: tangent_kernel(
-                module, X_eval, X_train, kernel_method="functional",
-                max_block_elements=FUNCTIONAL_BLOCK_ELEMENTS,
-            ),
-            1,
-        )
-    difference = float(
-        (structured.double() - functional.double()).abs().max()
-        / functional.double().abs().max()
+    structured_seconds, functional_seconds, difference = compare_kernel_routes(
+        module, X_eval, X_train, repeats
     )
     return {
         "n_parameters": sum(p.numel() for p in module.parameters()),
