@@ -81,8 +81,8 @@ LENSES = [
     TreeLens(lightgbm.LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1)),
     TreeLens(HistGradientBoostingRegressor(max_iter=10)),
     TreeLens(HistGradientBoostingClassifier(max_iter=10)),
-    TreeLens(GradientBoostingRegressor(n_estimators=10)),
-    TreeLens(GradientBoostingClassifier(n_estimators=10)),
+    TreeLens(GradientBoostingRegressor(n_estimators=10, random_state=0)),
+    TreeLens(GradientBoostingClassifier(n_estimators=10, random_state=0)),
 ]
 TRANSFORMERS = [NetworkFeatureTransformer(), TreeFeatureTransformer()]
 
