@@ -56,3 +56,19 @@ def test_a_failing_model_is_a_row_not_a_crash(monkeypatch):
                               log=lambda _: 0)
     assert results["error"][0] == "RuntimeError: boom" and np.isnan(results["score"][0])
     assert "failed" in peers.to_markdown(peers.table(results, ["xgboost"]))
+
+
+def test_tuned_models_are_cell_studies():
+    with pytest.raises(ValueError, match="tune"):
+        peers.run_peers(["sklearn:diabetes"], [0], ["xgboost"], max_train=50, tune=["catboost"],
+                        trials=2)
+    with pytest.raises(ValueError, match="trials"):
+        peers.run_peers(["sklearn:diabetes"], [0], ["xgboost"], max_train=50, trials=-1)
+    one = peers.run_peers(["sklearn:diabetes"], [0], ["xgboost"], max_train=150,
+                          tune=["xgboost"], trials=1, log=lambda _: 0)
+    # A one-trial study is trial 0, the default configuration: the same model and score
+    assert list(one["model"]) == ["xgboost", "xgboost-tuned"]
+    assert one["score"][1] == one["score"][0]
+    three = peers.run_peers(["sklearn:diabetes"], [0], ["xgboost"], max_train=150,
+                            tune=["xgboost"], trials=3, log=lambda _: 0)
+    assert three["error"][1] == "" and np.isfinite(three["score"][1])

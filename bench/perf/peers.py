@@ -9,7 +9,10 @@ regression, accuracy for classification.
 * tabscope: the registered ``mlp``, ``resnet``, ``xgboost``, ``lightgbm`` and
   ``sklearn-hgb`` at their registry defaults, on tabscope's preprocessing for their kind
   (docs/design.md §3.3), trained on the training rows and stopped early on the validation
-  rows, as in a benchmark cell;
+  rows, as in a benchmark cell; with ``--trials N``, the models named by ``--tune`` are
+  also tuned as a cell with ``[tuning] n_trials = N`` tunes them (trial 0 the default, then
+  Optuna's TPE over the model's default search space, selected on the validation score,
+  pruned on intermediate scores) and reported as ``NAME-tuned``;
 * pytabkit (Holzmüller et al. 2024; ``pip install 'tabscope[peers]'``): ``RealMLP-TD``,
   ``XGB-TD``, ``LGBM-TD`` and its defaults for rtdl's ``MLP`` and ``ResNet``
   (``MLP-RTDL-D``, ``ResNet-RTDL-D``), each with its own preprocessing and its own
@@ -41,13 +44,18 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, r2_score
 
 from tabscope.bench.suite import load_suite
+from tabscope.bench.tuning import TuningSettings, run_study
 from tabscope.datasets import load_dataset, make_split, prepare_data
 from tabscope.models.registry import get_model_spec
+from tabscope.models.search_spaces import default_search_space
 from tabscope.vocabulary import Task
 
-__all__ = ["PEERS", "TABSCOPE_MODELS", "main", "run_peers"]
+__all__ = ["PEERS", "TABSCOPE_MODELS", "TUNED_SUFFIX", "main", "run_peers"]
 
 TABSCOPE_MODELS = ("mlp", "resnet", "xgboost", "lightgbm", "sklearn-hgb")
+
+#: A tuned tabscope model is reported as ``NAME`` + this suffix.
+TUNED_SUFFIX = "-tuned"
 
 #: pytabkit's estimators: (regressor, classifier) class names in ``pytabkit``.
 PEERS = {
@@ -71,6 +79,24 @@ def _fit_tabscope(name: str, dataset, split, seed: int) -> float:
     estimator = spec.build(dataset.task, random_state=seed)
     spec.fit(estimator, data.X_train, data.y_train, data.X_valid, data.y_valid)
     return _score(dataset.task, data.y_test, estimator.predict(data.X_test))
+
+
+def _tune_tabscope(name: str, dataset, split, seed: int, n_trials: int) -> float:
+    """A cell's study (bench/tuning.py) on the split; the selected trial's test score."""
+    spec = get_model_spec(name)
+    data = prepare_data(dataset, split, spec.preprocessing)
+
+    def objective(params, report):
+        estimator = spec.build(dataset.task, params, random_state=seed)
+        spec.fit(estimator, data.X_train, data.y_train, data.X_valid, data.y_valid,
+                 validation_callback=report)
+        return (_score(dataset.task, data.y_valid, estimator.predict(data.X_valid)),
+                _score(dataset.task, data.y_test, estimator.predict(data.X_test)),
+                spec.stopping_step(estimator))
+
+    trials, selected = run_study(TuningSettings(n_trials=n_trials), default_search_space(name),
+                                 seed, objective, maximize=True)
+    return float(trials[selected].test_score)
 
 
 def _peer_frames(dataset, split):
@@ -106,13 +132,16 @@ def _fit_peer(name: str, dataset, split, seed: int, threads: int) -> float:
     return _score(dataset.task, data.y_test, predictions)
 
 
-def _check_run(seeds, models, max_train, threads) -> None:
+def _check_run(seeds, models, max_train, threads, tune=(), trials=0) -> None:
     """ValueError (or TypeError) naming the argument that is wrong."""
-    for name, value in (("max_train", max_train), ("threads", threads)):
+    for name, value, least in (("max_train", max_train, 1), ("threads", threads, 1),
+                               ("trials", trials, 0)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value}")
+    if sorted(set(tune) - set(TABSCOPE_MODELS)):
+        raise ValueError(f"tune must name some of {list(TABSCOPE_MODELS)}, got {list(tune)}")
     if not seeds or any(not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
         raise ValueError(f"seeds must be non-negative ints, got {list(seeds)}")
     unknown = sorted(set(models) - set(TABSCOPE_MODELS) - set(PEERS))
@@ -123,8 +152,8 @@ def _check_run(seeds, models, max_train, threads) -> None:
 
 
 def run_peers(
-    sources, seeds, models, *, max_train: int, threads: int = 1, csv: Path | None = None,
-    log=print,
+    sources, seeds, models, *, max_train: int, threads: int = 1, tune=(), trials: int = 0,
+    csv: Path | None = None, log=print,
 ) -> pd.DataFrame:
     """Fit and score every model on every dataset and seed; one row per fit.
 
@@ -140,6 +169,10 @@ def run_peers(
         Training cap of :func:`~tabscope.datasets.make_split`.
     threads : int, default=1
         Threads pytabkit's models may use (tabscope's run in the caller's thread pools).
+    tune : sequence of str, default=()
+        tabscope models also tuned with ``trials`` trials, reported as ``NAME-tuned``.
+    trials : int, default=0
+        Trials of each tuning study (0: no tuned models).
     csv : Path, optional
         Rewritten after every model with the rows so far.
     log : callable, default=print
@@ -151,7 +184,8 @@ def run_peers(
         Columns ``dataset``, ``task``, ``metric``, ``seed``, ``model``, ``score``,
         ``fit_seconds`` (fit and predict), ``n_train``, ``error`` (empty when it ran).
     """
-    _check_run(seeds, models, max_train, threads)
+    _check_run(seeds, models, max_train, threads, tune, trials)
+    tuned = [name + TUNED_SUFFIX for name in tune] if trials else []
     suite = load_suite("medium")
     rows = []
     for source in sources:
@@ -163,12 +197,15 @@ def run_peers(
                 dataset, seed, test_size=suite.split.test_size,
                 valid_size=suite.split.valid_size, max_train=max_train,
             )
-            for model in models:
+            for model in [*models, *tuned]:
                 started = time.perf_counter()
                 score, error = float("nan"), ""
                 try:
                     if model in PEERS:
                         score = _fit_peer(model, dataset, split, seed, threads)
+                    elif model in tuned:
+                        score = _tune_tabscope(model.removesuffix(TUNED_SUFFIX), dataset,
+                                               split, seed, trials)
                     else:
                         score = _fit_tabscope(model, dataset, split, seed)
                 except Exception as exc:  # one failing model must not stop the table
@@ -218,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=[*TABSCOPE_MODELS, *PEERS],
                         help="models to run (default: all)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trials", type=int, default=0,
+                        help="also tune the --tune models with this many trials (default 0)")
+    parser.add_argument("--tune", nargs="+", default=["mlp"], metavar="MODEL",
+                        help="tabscope models to tune when --trials > 0 (default: mlp)")
     parser.add_argument("--csv", type=Path, help="write one row per fit here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args(argv)
@@ -232,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"suite's datasets {list(suite.datasets)}; give one")
             sources += matches
     try:
-        _check_run(args.seeds, args.models, args.max_train, args.threads)
+        _check_run(args.seeds, args.models, args.max_train, args.threads, args.tune,
+                   args.trials)
     except (TypeError, ValueError) as exc:
         parser.error(f"--{str(exc).split()[0].replace('_', '-')}: {exc}")
     if any(m in PEERS for m in args.models) and importlib.util.find_spec("pytabkit") is None:
@@ -240,9 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                      f"(or --models {' '.join(TABSCOPE_MODELS)})")
 
     results = run_peers(sources, args.seeds, args.models, max_train=args.max_train,
-                        threads=args.threads, csv=args.csv,
+                        threads=args.threads, tune=args.tune, trials=args.trials, csv=args.csv,
                         log=lambda line: print(line, file=sys.stderr, flush=True))
-    markdown = to_markdown(table(results, args.models))
+    tuned = [name + TUNED_SUFFIX for name in args.tune] if args.trials else []
+    markdown = to_markdown(table(results, [*args.models, *tuned]))
     print(markdown)
     if args.markdown is not None:
         args.markdown.write_text(markdown + "\n")
