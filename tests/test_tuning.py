@@ -113,6 +113,36 @@ def test_a_timeout_stops_the_study_after_the_running_trial():
     assert len(trials) == 1 and selected == 0
 
 
+def test_the_pruner_stops_hopeless_networks_only_after_its_warm_up():
+    """A network that cannot learn (learning rate 1e-7) is pruned once the pruner has its
+    startup trials, and never before the warm-up steps; one that learns is never pruned."""
+    from sklearn.datasets import load_diabetes
+    from tabscope.bench.tuning import PRUNING_STARTUP_TRIALS, PRUNING_WARMUP_STEPS
+    from tabscope.models import TelescopingMLPRegressor
+    from tabscope.models.fitting import fit_with_validation
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    space = check_search_space({"learning_rate": {"choices": [1e-2, 1e-7]}}, "search")
+
+    def objective(params, report):
+        model = TelescopingMLPRegressor((16,), max_steps=400, validation_interval=20,
+                                        n_iter_no_change=100, random_state=0, **params)
+        fit_with_validation("network", model, X[:300], y[:300], X[300:380], y[300:380],
+                            validation_callback=report)
+        return model.score(X[300:380], y[300:380]), model.score(X[380:], y[380:]), model.best_step_
+
+    trials, _ = run_study(TuningSettings(n_trials=14, sampler="random"), space, 3, objective,
+                          maximize=True)
+    pruned = [t for t in trials if t.status == "pruned"]
+    assert pruned, [(t.params, t.status) for t in trials]
+    assert all(t.params["learning_rate"] == 1e-7 for t in pruned)
+    assert all(t.steps >= PRUNING_WARMUP_STEPS for t in pruned)
+    hopeless_late = [t for t in trials[1 + PRUNING_STARTUP_TRIALS:]
+                     if t.params["learning_rate"] == 1e-7]
+    assert all(t.status == "pruned" for t in hopeless_late)
+
+
 def test_one_and_two_workers_give_the_same_store(tmp_path):
     suite = load_suite(write_suite(tmp_path / "t.toml", SUITE))
     run_suite(suite, tmp_path / "one", n_jobs=1)
