@@ -435,6 +435,9 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
                 "n_train_rows": len(train_rows),
                 "n_eval": len(eval_rows),
                 "norm": settings.norm,
+                # how much of the displayed rows' prediction change the contributions explain
+                "attribution_coverage": view.coverage,
+                "attribution_window": int(view.metadata.get("attribution_window", 1)),
             }
             succeed(CellJob.KERNEL_NORMS, summary, started, frames)
         except AnalysisTooCostlyError as exc:

@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from tabscope.validation import Interval, StrOptions, one_of, validate_parameters
 from tabscope.vocabulary import KernelMethod, KernelNorm, Objective, TelescopeOrder, choices
 
+from ._carried import MAX_CARRIED_ELEMENTS, default_attribution_window
 from ._replay import KernelSettings, ReplayResult
 from ._training import checkpoint_steps
 from .kernel_view import KernelView, prediction_path_steps
@@ -39,8 +40,20 @@ _KERNEL_VIEW_CONSTRAINTS = {
     "smoother": ["boolean", StrOptions({"auto"})],
     "max_smoother_train": [Interval(Integral, 1, None, closed="left")],
     "kernel_norms": ["boolean"],
+    "attribution_window": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "random_state": ["random_state"],
 }
+
+
+def describe_smoother(window: int, ratio: float, n_steps: int) -> str:
+    """What a tracked smoother credits, for metadata: complete, or which part it leaves."""
+    if ratio == 0.0 or window >= n_steps:
+        return "computed"
+    if window == 1:
+        return ("computed, partial: the current batch only (attribution_window=1); the "
+                "momentum carried over from earlier batches is not in it")
+    return (f"computed over a window of {window} steps; the memory older than that "
+            f"(a share {ratio ** window:.2g}) is not in it")
 
 
 class TelescopingLensMixin:
@@ -130,6 +143,7 @@ class TelescopingLensMixin:
         smoother: bool | str = "auto",
         max_smoother_train: int = 2000,
         kernel_norms: bool = True,
+        attribution_window: int | str = "auto",
         random_state=0,
     ) -> KernelView:
         """The network as a kernel-weighted sum over its training examples (docs/design.md §1.3).
@@ -139,7 +153,11 @@ class TelescopingLensMixin:
         of order ``order``, the unattributed residual (momentum, weight decay), kernel
         norms at ``n_checkpoints`` steps and, for squared loss, the smoother.
         ``view.prediction`` is the telescoping model's output computed by JVPs on its own,
-        so ``view.check_identity()`` is a real check.
+        so ``view.check_identity()`` is a real check. With momentum, Nesterov, Adam or
+        AdamW, each batch's gradient keeps moving the network at later steps through the
+        optimiser's memory: it is credited to the batch's examples over
+        ``attribution_window`` steps (docs/design.md §1.8), and ``view.coverage`` says
+        what share of the prediction's change the contributions explain.
 
         Cost: a replay of training plus, per step, the kernel between the ``m`` points
         and the batch: ``O(m |B| (in + out))`` per layer for SGD and momentum (structured
@@ -148,7 +166,9 @@ class TelescopingLensMixin:
         of the batch, for the ``m`` points and all ``n`` training rows, at each
         checkpoint. Memory: the float64 contributions, ``m n K`` values. When ``X``
         starts with the training set (``[X_train; X_test]``), the training rows'
-        kernels, norms and smoother are read off those first rows.
+        kernels, norms and smoother are read off those first rows. An attribution window
+        ``L > 1`` adds two contractions of the ``m`` points with each batch,
+        ``O(2 m |B| P)`` per step whatever ``L``, and keeps ``m K P`` values.
 
         Parameters
         ----------
@@ -181,6 +201,13 @@ class TelescopingLensMixin:
         kernel_norms : bool, default=True
             False takes no kernel norms (the view has no checkpoints): the view of a few
             displayed points then costs a replay plus their kernel with each batch.
+        attribution_window : int or "auto", default="auto"
+            ``L``: a batch's gradient is credited to its examples at its own step and at
+            the ``L - 1`` steps after it, where the optimiser's memory (momentum, Adam's
+            first moment, ratio ``rho``) carries it; what is older (a share ``rho^L``)
+            and weight decay stay in ``unattributed``. "auto" takes the smallest ``L``
+            with ``rho^L <= 1e-3`` (66 for ``rho = 0.9``; 1 for SGD); 1 credits the
+            current batch only. Recorded in ``view.metadata``.
         random_state : int, RandomState instance or None, default=0
             Seed of the norm subsample.
 
@@ -196,7 +223,7 @@ class TelescopingLensMixin:
         arguments = dict(
             order=order, norm=norm, norm_sample_size=norm_sample_size, smoother=smoother,
             max_smoother_train=max_smoother_train, kernel_norms=kernel_norms,
-            random_state=random_state,
+            attribution_window=attribution_window, random_state=random_state,
         )
         validate_parameters(
             _KERNEL_VIEW_CONSTRAINTS, arguments, caller=f"{type(self).__name__}.kernel_view"
@@ -209,8 +236,10 @@ class TelescopingLensMixin:
         cheap_kernel = (
             config.kernel_method == KernelMethod.STRUCTURED and not config.optimizer.diagonal
         )
+        window = self._attribution_window(attribution_window, len(X))
         track_smoother = self._track_smoother(
-            smoother, max_smoother_train, regression=regression, cheap_kernel=cheap_kernel
+            smoother, max_smoother_train, regression=regression,
+            cheap_kernel=cheap_kernel and window == 1,
         )
         sample = self._norm_sample(norm_sample_size, random_state, cheap_kernel=cheap_kernel)
         checkpoints = checkpoint_steps(config.n_steps, n_checkpoints)
@@ -218,22 +247,50 @@ class TelescopingLensMixin:
             checkpoints = checkpoints[:0]
         settings = self._kernel_settings(X, order, norm, sample, checkpoints, track_smoother,
                                          prediction_path_steps(config.n_steps))
+        settings.attribution_window = window
+        settings.memory_ratio = config.optimizer.memory_ratio
         result, difference = self._replay(X, (order,), settings)
 
         metadata = self._view_metadata(order, sample, difference)
+        metadata["attribution_window"] = window
+        metadata["memory_ratio"] = config.optimizer.memory_ratio
+        metadata["memory_outside_window"] = (
+            config.optimizer.memory_ratio ** window if window < config.n_steps else 0.0
+        )
         smoother_values = None
         if track_smoother:
             smoother_values = result.smoother
-            metadata["smoother"] = "computed"
+            metadata["smoother"] = describe_smoother(window, config.optimizer.memory_ratio,
+                                                      config.n_steps)
             metadata["effective_parameters"] = float(
                 n_train / len(X) * np.sum(smoother_values**2)
             )
             metadata["effective_parameters_train"] = float(np.sum(result.train_smoother**2))
         else:
-            metadata["smoother"] = self._smoother_skipped(smoother, max_smoother_train, regression)
+            metadata["smoother"] = self._smoother_skipped(smoother, max_smoother_train, regression,
+                                                          window)
         return self._as_view(result, order, checkpoints, smoother_values, norm, metadata)
 
     # -- the steps of kernel_view ------------------------------------------------------
+
+    def _attribution_window(self, attribution_window, n_eval: int) -> int:
+        """``L`` for this view: "auto" by the optimiser's memory, capped by the steps."""
+        config = self.training_config_
+        ratio = config.optimizer.memory_ratio
+        if attribution_window == "auto":
+            window = default_attribution_window(ratio)
+        else:
+            window = int(attribution_window)
+        window = 1 if ratio == 0.0 else min(window, config.n_steps)
+        kept = n_eval * self.n_outputs_ * sum(p.numel() for p in self.module_.parameters())
+        if window > 1 and kept > MAX_CARRIED_ELEMENTS:
+            raise ValueError(
+                f"attribution_window={window} keeps {n_eval} x {self.n_outputs_} x "
+                f"{sum(p.numel() for p in self.module_.parameters())} = {kept:,} values for the carried momentum, over "
+                f"the budget of {MAX_CARRIED_ELEMENTS:,}: view fewer points at a time, or "
+                "pass attribution_window=1 to credit the current batch only"
+            )
+        return window
 
     def _track_smoother(
         self, smoother, max_smoother_train: int, *, regression: bool, cheap_kernel: bool
@@ -254,7 +311,8 @@ class TelescopingLensMixin:
             )
         return bool(smoother)
 
-    def _smoother_skipped(self, smoother, max_smoother_train: int, regression: bool) -> str:
+    def _smoother_skipped(self, smoother, max_smoother_train: int, regression: bool,
+                          window: int = 1) -> str:
         """Why the smoother was not tracked, for the view's metadata."""
         n_train = len(self.X_train_)
         if not regression:
@@ -263,6 +321,10 @@ class TelescopingLensMixin:
             return "not requested"
         if n_train > max_smoother_train:
             return f"skipped: n_train={n_train} > max_smoother_train={max_smoother_train}"
+        if window > 1:
+            return (f"skipped by 'auto': the optimiser's memory makes the complete smoother "
+                    f"{window}x the kernels of the current batch alone (pass smoother=True "
+                    "to force)")
         return "skipped by 'auto': costly kernels (pass smoother=True to force)"
 
     def _norm_sample(

@@ -22,6 +22,7 @@ from tabscope.errors import AnalysisTooCostlyError
 from tabscope.validation import Interval, StrOptions, one_of, validate_parameters
 from tabscope.vocabulary import KernelMethod, KernelNorm, Objective, TelescopeOrder
 
+from ._network_lens import describe_smoother
 from ._replay import KernelSettings
 from ._sketch import DEFAULT_SKETCH_SIZE, sketch_basis
 from ._training import checkpoint_steps
@@ -44,6 +45,7 @@ _NORMS_CONSTRAINTS = {
 }
 _SMOOTHER_CONSTRAINTS = {
     "sketch_size": [Interval(Integral, 2, None, closed="left"), None],
+    "attribution_window": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "max_flops": [Interval(Real, 0, None, closed="neither"), None],
     "random_state": ["random_state"],
 }
@@ -141,7 +143,8 @@ class ScaledLensMixin:
 
     def effective_parameters(
         self, X, *, sketch_size: int | None = DEFAULT_SKETCH_SIZE,
-        max_flops: float | None = DEFAULT_MAX_FLOPS, random_state=0,
+        max_flops: float | None = DEFAULT_MAX_FLOPS, attribution_window: int | str = "auto",
+        random_state=0,
     ) -> EffectiveParameters:
         """``p_train`` and ``p_test`` (docs/design.md §1.6), sketched or dense.
 
@@ -150,7 +153,10 @@ class ScaledLensMixin:
         ``s_t(x)``. Per step: a forward pass and factors over the ``n + m`` rows
         (``O((n + m) P)``), their kernel with the batch (``O((n + m) |B| (in + out))`` per
         layer with SGD or momentum, ``O((n + m) |B| P)`` with Adam/AdamW) and the update
-        ``O((n + m) |B| k)`` (``k = n`` dense). Memory ``O((n + m) k)``.
+        ``O((n + m) |B| k)`` (``k = n`` dense). Memory ``O((n + m) k)``. With the
+        optimiser's memory (momentum, Adam) each batch is applied again at the ``L - 1``
+        later steps of its attribution window (docs/design.md §1.8): ``L`` times the kernel
+        and update cost, which :func:`lens_cost` counts before running.
 
         Parameters
         ----------
@@ -161,6 +167,9 @@ class ScaledLensMixin:
         max_flops : float or None, default=1.2e13
             Raise :class:`~tabscope.errors.AnalysisTooCostlyError` (with the estimate)
             instead of running when :func:`lens_cost` exceeds it; None runs anyway.
+        attribution_window : int or "auto", default="auto"
+            As in :meth:`kernel_view`; a window shorter than training gives the smoother of
+            part of the updates, which the result's ``smoother`` field says.
         random_state : int, RandomState instance or None, default=0
             Seed of the sketch.
 
@@ -171,7 +180,8 @@ class ScaledLensMixin:
         X = self._validate_eval(X)
         validate_parameters(
             _SMOOTHER_CONSTRAINTS,
-            dict(sketch_size=sketch_size, max_flops=max_flops, random_state=random_state),
+            dict(sketch_size=sketch_size, max_flops=max_flops,
+                 attribution_window=attribution_window, random_state=random_state),
             caller=f"{type(self).__name__}.effective_parameters",
         )
         config = self.training_config_
@@ -184,12 +194,16 @@ class ScaledLensMixin:
         n_rows = n_train + len(X)
         width = n_train if sketch_size is None else int(sketch_size)
         batch = config.batch_size if config.batch_size is not None else n_train
-        cost = lens_cost(self, n_rows, batch, per_step=True) + 2.0 * config.n_steps * n_rows * batch * width
+        window = self._attribution_window(attribution_window, 0)
+        cost = (lens_cost(self, n_rows, batch * window, per_step=True)
+                + 2.0 * config.n_steps * n_rows * batch * window * width)
         if max_flops is not None and cost > max_flops:
+            memory = (f" with the optimiser's memory credited over {window} steps"
+                      if window > 1 else "")
             raise AnalysisTooCostlyError(
                 f"effective parameters of {type(self).__name__} ({config.optimizer.name}) "
                 f"at n = {n_train}: estimated {cost / 1e9:.0f} GFLOP over {config.n_steps} "
-                f"steps of {batch}, above max_flops = {max_flops / 1e9:.0f} GFLOP "
+                f"steps of {batch}{memory}, above max_flops = {max_flops / 1e9:.0f} GFLOP "
                 f"(~{cost / 2e10 / 60:.0f} min at 20 GFLOP/s)"
             )
         device = self._device()
@@ -200,8 +214,12 @@ class ScaledLensMixin:
         settings = KernelSettings(
             order=self.telescope, X_train=torch.tensor(self.X_train_, device=device),
             checkpoints=[], smoother=True, train_in_eval=True, contributions=False,
-            smoother_basis=basis,
+            smoother_basis=basis, attribution_window=window,
+            memory_ratio=config.optimizer.memory_ratio,
         )
         result, _ = self._replay(stacked, (), settings)
         rows = result.smoother
-        return EffectiveParameters.from_rows(rows[:n_train], rows[n_train:], n_train, sketch_size)
+        return EffectiveParameters.from_rows(
+            rows[:n_train], rows[n_train:], n_train, sketch_size, window,
+            describe_smoother(window, config.optimizer.memory_ratio, config.n_steps),
+        )

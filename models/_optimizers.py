@@ -10,6 +10,12 @@ Every step's update ``Delta theta_t`` splits exactly into
 * the rest (momentum carried from earlier batches, weight decay): the *unattributed* part
   (docs/design.md §1.2).
 
+The carried momentum is itself a geometric sum of earlier batches' mean gradients: the
+gradient of step ``t - k`` enters ``Delta theta_t`` as ``-rho^k Q_t * g_hat_{t-k}`` for every
+lag ``k >= 1``, with ``rho`` the optimiser's :attr:`OptimizerConfig.memory_ratio` and ``Q_t``
+the step's ``carried_coefficient``. The replay uses that to credit the memory back to the
+examples that built it (docs/design.md §1.8); the optimiser itself is unchanged by it.
+
 The learning rate of step ``t`` is ``gamma_t = learning_rate * schedule factor``
 (:class:`~tabscope.vocabulary.LearningRateSchedule`); it enters the update and the
 coefficient ``P_t`` alike, so the replay and the lens follow any schedule exactly.
@@ -65,6 +71,20 @@ class OptimizerConfig:
         """Whether the preconditioner is a diagonal matrix rather than a scalar."""
         return OptimizerName(self.name).diagonal
 
+    @property
+    def memory_ratio(self) -> float:
+        """``rho``: how much of an earlier batch's gradient each step carries on.
+
+        0 for SGD (no memory), ``momentum`` for heavy-ball and Nesterov momentum, ``beta_1``
+        for Adam and AdamW (their first moment).
+        """
+        name = OptimizerName(self.name)
+        if name == OptimizerName.SGD:
+            return 0.0
+        if name in (OptimizerName.MOMENTUM, OptimizerName.NESTEROV):
+            return float(self.momentum)
+        return float(self.beta_1)
+
 
 @dataclass
 class OptimizerStep:
@@ -78,11 +98,15 @@ class OptimizerStep:
         ``P_t`` with ``gradient part = -P_t * (mean batch gradient)``.
     rest : tuple of Tensor or None
         ``Delta theta_t`` minus the gradient part (None when it is exactly zero).
+    carried_coefficient : float, tuple of Tensor or None
+        ``Q_t``: the gradient of step ``t - k`` (``k >= 1``) enters the update as
+        ``-rho^k Q_t * g_hat_{t-k}`` (inside ``rest``); None for SGD.
     """
 
     update: Params
     coefficient: Coefficient
     rest: Params | None
+    carried_coefficient: Coefficient | None = None
 
 
 class ClosedFormOptimizer:
@@ -134,11 +158,12 @@ class ClosedFormOptimizer:
             buffers = [mu * b + d for b, d in zip(previous, directions)]
         self.buffers = buffers
         if nesterov:
+            # d_t + mu b_t: the current gradient weighs 1 + mu, lag k >= 1 weighs mu^(k+1)
             steps = [d + mu * b for d, b in zip(directions, buffers)]
-            coefficient = lr * (1.0 + mu)
+            coefficient, carried_coefficient = lr * (1.0 + mu), lr * mu
         else:
             steps = buffers
-            coefficient = lr
+            coefficient, carried_coefficient = lr, lr
         update = tuple(-lr * s for s in steps)
         # What the current gradient does not explain: weight decay folded into the
         # direction, and the momentum carried over from earlier batches.
@@ -154,7 +179,7 @@ class ClosedFormOptimizer:
                 term = carried if term is None else term + carried
             rest_terms.append(term)
         rest = None if rest_terms[0] is None else tuple(rest_terms)
-        return OptimizerStep(update, coefficient, rest)
+        return OptimizerStep(update, coefficient, rest, carried_coefficient)
 
     def _adam(
         self, params: Params, gradients: Params, t: int, lr: float, decoupled: bool
@@ -189,4 +214,8 @@ class ClosedFormOptimizer:
             coefficient.append(gradient_scale / denominator)
             rest.append(r)
         has_rest = t > 1 or decay != 0.0
-        return OptimizerStep(tuple(update), tuple(coefficient), tuple(rest) if has_rest else None)
+        # m_t = sum_k beta_1^k (1 - beta_1) g_hat_{t-k} + ...: every lag shares the current
+        # gradient's preconditioner, scaled by beta_1^k
+        coefficient = tuple(coefficient)
+        return OptimizerStep(tuple(update), coefficient, tuple(rest) if has_rest else None,
+                             coefficient)

@@ -4,11 +4,14 @@
 telescoping lens (docs/design.md §1.1-1.3): telescoping predictions by forward-mode JVPs (one
 per step for the first-order model, two for the trapezoid rule), and optionally the
 per-example contributions, the unattributed residual, kernel norms at checkpoints and the
-linear-smoother weights.
+linear-smoother weights. With an optimiser that carries momentum, the contributions also
+credit each batch's gradient at the later steps of its attribution window (§1.8,
+:mod:`~tabscope.models._carried`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,9 +21,11 @@ from torch import Tensor
 
 from tabscope.vocabulary import KernelNorm, TelescopeOrder, choices
 
+from ._carried import CarriedAttribution
 from ._differentiation import BatchRecord, Coefficient, JacobianFactors, Network, Params
 from ._kernel_blocks import assemble_kernel, kernel_blocks
 from ._optimizers import OptimizerStep
+from ._structured import StructuredFactors
 
 __all__ = ["KernelSettings", "ReplayResult", "TelescopeRecorder"]
 
@@ -59,6 +64,11 @@ class KernelSettings:
     path_steps : sequence of int
         Steps after which the telescoping prediction of ``order`` is recorded (the
         prediction path: how the prediction was assembled over training).
+    attribution_window : int
+        ``L``: a batch's gradient is credited to its examples at its own step and the
+        ``L - 1`` steps after it (docs/design.md §1.8); 1 credits the current batch only.
+    memory_ratio : float
+        ``rho`` of the optimiser (:attr:`OptimizerConfig.memory_ratio`).
     """
 
     order: str
@@ -72,6 +82,18 @@ class KernelSettings:
     smoother_basis: Tensor | None = None
     train_rows: Tensor | None = None
     path_steps: Sequence[int] = ()
+    attribution_window: int = 1
+    memory_ratio: float = 0.0
+
+    @property
+    def has_memory(self) -> bool:
+        """Whether lags beyond the current batch are credited (contributions, smoother)."""
+        return self.attribution_window > 1 and self.memory_ratio > 0
+
+    @property
+    def carries(self) -> bool:
+        """Whether contributions credit lags beyond the current batch."""
+        return self.contributions and self.has_memory
 
 
 @dataclass
@@ -95,6 +117,18 @@ class ReplayResult:
     smoother: np.ndarray | None = None
     train_smoother: np.ndarray | None = None
     prediction_path: np.ndarray | None = None
+
+
+def _stack_factors(factors: list) -> StructuredFactors | None:
+    """One set of structured factors for several batches' rows; None on other routes."""
+    if not factors or not all(isinstance(f, StructuredFactors) for f in factors):
+        return None
+    first = factors[0]
+    return StructuredFactors(
+        first.network,
+        [torch.cat([f.inputs[i] for f in factors]) for i in range(len(first.inputs))],
+        [torch.cat([f.deltas[i] for f in factors]) for i in range(len(first.deltas))],
+    )
 
 
 @dataclass
@@ -173,6 +207,20 @@ class TelescopeRecorder:
             if settings.contributions else None
         )
         self.unattributed = torch.zeros_like(offset)
+        self._carried = None
+        if settings.carries:
+            self._carried = CarriedAttribution(
+                settings.attribution_window, settings.memory_ratio, self.contributions
+            )
+            # sum_{k=1}^{L-1} rho^k g_hat_{t-k}, and the gradients that leave the window
+            self._carried_sum = None
+            self._past_gradients = deque(maxlen=settings.attribution_window - 1)
+        # The smoother's recursion with the window: the last L - 1 batches' factors and
+        # residuals s_{s-1}(x_i) - e_i, each applied again at the later steps (§1.8)
+        self._smoother_window = (
+            deque(maxlen=settings.attribution_window - 1)
+            if settings.smoother and settings.has_memory else None
+        )
         self._path_column = {int(t): c for c, t in enumerate(settings.path_steps)}
         self.prediction_path = torch.zeros(
             (m, len(settings.path_steps), k), dtype=torch.float64, device=device)
@@ -214,6 +262,8 @@ class TelescopeRecorder:
             return
         previous = self.previous
         following = self.network.evaluate(params_next, self.X_eval)
+        if settings is not None and settings.carries:
+            step = self._without_carried(step, record)
         track_rest = settings is not None and settings.contributions and step.rest is not None
         self.previous = following
         if not self.orders and not track_rest:  # the sketch: no predictions to sum
@@ -240,6 +290,34 @@ class TelescopeRecorder:
             self._kernel_step(
                 t, params_previous, params_next, previous, following, step, index, record
             )
+
+    def _without_carried(self, step: OptimizerStep, record: BatchRecord) -> OptimizerStep:
+        """The step with the window's carried gradients moved from ``rest`` to the credited
+        part: ``rest + Q_t * sum_{k=1}^{L-1} rho^k g_hat_{t-k}``."""
+        rho, window = self.kernels.memory_ratio, self.kernels.attribution_window
+        carried_sum = self._carried_sum
+        rest = step.rest
+        if carried_sum is not None:
+            coefficient = step.carried_coefficient
+            if isinstance(coefficient, (int, float)):
+                coefficient = (float(coefficient),) * len(carried_sum)
+            rest = tuple(
+                (r if r is not None else 0.0) + (c * w).to(u.dtype)
+                for r, c, w, u in zip(rest or (None,) * len(carried_sum), coefficient,
+                                      carried_sum, step.update)
+            )
+        # Next step's sum: rho (g_hat_t + sum now), less the gradient leaving the window
+        gradients = tuple(g.double() for g in record.gradients)
+        if carried_sum is None:
+            carried_sum = tuple(rho * g for g in gradients)
+        else:
+            carried_sum = tuple(rho * (g + w) for g, w in zip(gradients, carried_sum))
+        if len(self._past_gradients) == window - 1:
+            leaving = self._past_gradients[0]
+            carried_sum = tuple(w - rho**window * g.double() for w, g in zip(carried_sum, leaving))
+        self._past_gradients.append(record.gradients)
+        self._carried_sum = carried_sum
+        return OptimizerStep(step.update, step.coefficient, rest, step.carried_coefficient)
 
     def _terms(self, previous, following) -> list[tuple[float, JacobianFactors]]:
         """The evaluation side of the step's kernel: ``J_{t-1}`` or the trapezoid mean."""
@@ -276,6 +354,12 @@ class TelescopeRecorder:
             else:
                 contribution = -weights[:, :, :, 0]
             self.contributions.index_add_(1, index, contribution.double())
+            if self._carried is not None:
+                gradient_rows = (
+                    self.network.batch_factors(record, per_output=False) if per_output else batch
+                )
+                self._carried.step(t, self._terms(previous, following),
+                                   step.carried_coefficient, gradient_rows, index)
 
         n_train = settings.X_train.shape[0]
         train_previous = train_next = None
@@ -296,6 +380,12 @@ class TelescopeRecorder:
                 self.train_smoother -= train_weights.double() @ residual
                 self.train_previous = train_next
             self.smoother -= weights.double() @ residual
+            if self._smoother_window is not None:
+                train_terms = None
+                if not settings.train_in_eval:
+                    train_terms = self._terms(train_previous, train_next)
+                self._carry_smoother(step, self._terms(previous, following), train_terms)
+                self._smoother_window.append((batch, residual, 1.0 / batch_size))
 
         column = self._checkpoint_column.get(int(t))
         if column is not None:
@@ -303,6 +393,29 @@ class TelescopeRecorder:
                 column, params_previous, params_next, previous, following, coefficient,
                 1.0 / batch_size, train_previous, train_next,
             )
+
+    def _carry_smoother(self, step: OptimizerStep, terms, train_terms) -> None:
+        """Lags ``k = 1..L-1``: ``s_t(x) -= rho^k / |B_s| K(x; t | x_i; s) residual_s``.
+
+        On the structured route the window's batches form one set of columns, so each step
+        takes one kernel (in memory-bounded blocks) instead of ``L - 1``."""
+        rho = self.kernels.memory_ratio
+        entries = list(reversed(self._smoother_window))  # lag 1, 2, ...
+        weighted = [residual * (rho**lag * scale)
+                    for lag, (_, residual, scale) in enumerate(entries, 1)]
+        columns = _stack_factors([batch for batch, _, _ in entries])
+        groups = ([(columns, torch.cat(weighted))] if columns is not None
+                  else [(batch, w) for (batch, _, _), w in zip(entries, weighted)])
+        targets = [(terms, self.smoother)]
+        if train_terms is not None:
+            targets.append((train_terms, self.train_smoother))
+        for batch, residual in groups:
+            for rows_terms, smoother in targets:
+                for rows, cols, block in kernel_blocks(rows_terms, batch,
+                                                       step.carried_coefficient):
+                    # in the kernel's precision, accumulated in float64
+                    update = block[:, :, 0, 0] @ residual[cols].to(block.dtype)
+                    smoother[rows] -= update.double()
 
     def _checkpoint_norms(
         self, column: int, params_previous: Params, params_next: Params, previous, following,
@@ -397,6 +510,8 @@ class TelescopeRecorder:
             final_params=final_params,
         )
         if self.kernels is not None:
+            if self._carried is not None:
+                self._carried.finish()
             result.contributions = numpy(self.contributions)
             result.unattributed = numpy(self.unattributed)
             result.kernel_norms = numpy(self.kernel_norms)

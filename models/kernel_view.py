@@ -46,8 +46,9 @@ class KernelView:
     contributions : ndarray of shape (m, n) or (m, n, K)
         ``C(x, i)``: training example ``i``'s summed contribution to the prediction at ``x``.
     unattributed : ndarray of shape (m,) or (m, K)
-        Summed part of the updates not attributable to the current batch's gradients
-        (momentum, weight decay); zero for plain SGD and for trees.
+        Summed part of the updates credited to no training example: weight decay and
+        the optimiser's memory older than the attribution window (docs/design.md §1.8);
+        zero for plain SGD and for trees. :attr:`coverage` says how much it leaves out.
     prediction : ndarray of shape (m,) or (m, K)
         The telescoping model's prediction, computed on its own.
     checkpoints : ndarray of shape (c,)
@@ -152,6 +153,21 @@ class KernelView:
     def max_train_kernel_norms(self) -> np.ndarray:
         """``kappa(x_i) = max_t kappa_t(x_i)`` for each training example, shape (n,)."""
         return np.asarray(self.train_kernel_norms).max(axis=1)
+
+    @property
+    def coverage(self) -> float:
+        """Share of the prediction's change that the contributions explain (§1.8).
+
+        ``1 - mean |unattributed| / mean |prediction - offset|`` over the evaluation
+        points (and outputs): 1 when every update is credited to training examples (SGD,
+        trees), lower when weight decay or momentum older than the attribution window
+        is left unattributed. NaN when the prediction did not change at all.
+        """
+        change = np.abs(np.asarray(self.prediction, np.float64)
+                        - np.asarray(self.offset, np.float64)).mean()
+        if not change > 0:
+            return float("nan")
+        return float(1.0 - np.abs(np.asarray(self.unattributed, np.float64)).mean() / change)
 
     def reconstruction(self) -> np.ndarray:
         """``offset + sum_i contributions + unattributed``: the right-hand side of 1.3."""

@@ -92,6 +92,11 @@ class EffectiveParameters:
     method : {"dense", "sketch"}
     sketch_size : int or None
     n_train, n_eval : int
+    attribution_window : int
+        Steps over which each batch is credited (docs/design.md §1.8); 1 for trees and SGD.
+    smoother : str
+        What the smoother covers: "computed" (every update), or which part of the
+        optimiser's memory it leaves out (a window shorter than training).
     """
 
     p_train: float
@@ -102,6 +107,8 @@ class EffectiveParameters:
     sketch_size: int | None
     n_train: int
     n_eval: int
+    attribution_window: int = 1
+    smoother: str = "computed"
 
     def as_dict(self) -> dict:
         """Plain values for a results row."""
@@ -110,21 +117,24 @@ class EffectiveParameters:
             "p_train_se": self.p_train_se, "p_test_se": self.p_test_se,
             "method": self.method, "sketch_size": self.sketch_size,
             "n_train": self.n_train, "n_eval": self.n_eval,
+            "attribution_window": self.attribution_window, "smoother": self.smoother,
         }
 
     @classmethod
     def from_rows(
         cls, train_rows: np.ndarray, eval_rows: np.ndarray, n_train: int,
-        sketch_size: int | None,
+        sketch_size: int | None, attribution_window: int = 1, smoother: str = "computed",
     ) -> EffectiveParameters:
         """From the smoother (dense) or sketch rows of the training and evaluation points."""
         from ._sketch import dense_effective_parameters, sketched_effective_parameters
 
+        described = dict(attribution_window=int(attribution_window), smoother=smoother)
         if sketch_size is None:
             p_train = dense_effective_parameters(train_rows, n_train)
             p_test = dense_effective_parameters(eval_rows, n_train)
-            return cls(p_train, p_test, 0.0, 0.0, "dense", None, n_train, len(eval_rows))
+            return cls(p_train, p_test, 0.0, 0.0, "dense", None, n_train, len(eval_rows),
+                       **described)
         p_train, se_train = sketched_effective_parameters(train_rows, n_train)
         p_test, se_test = sketched_effective_parameters(eval_rows, n_train)
         return cls(p_train, p_test, se_train, se_test, "sketch", int(sketch_size), n_train,
-                   len(eval_rows))
+                   len(eval_rows), **described)

@@ -16,6 +16,8 @@ from .data import ReportData
 __all__ = [
     "FIDELITY_KINDS",
     "aggregate_irregularity",
+    "attribution_coverage_frame",
+    "coverage_text",
     "effective_parameter_frame",
     "fidelity_frame",
     "irregularity_curves",
@@ -255,6 +257,30 @@ def _summary_frame(data: ReportData, kind: str, keys: list[str]) -> pd.DataFrame
     return pd.DataFrame(records, columns=["dataset", "dataset_name", "model", "seed", *keys])
 
 
+def attribution_coverage_frame(data: ReportData) -> pd.DataFrame:
+    """Per (dataset, model, seed): the share of the displayed test rows' prediction change
+    that the contributions explain (docs/design.md §1.8) and the attribution window.
+
+    NaN for results written before cells stored it."""
+    return _summary_frame(data, CellJob.KERNEL_NORMS,
+                          ["attribution_coverage", "attribution_window"])
+
+
+def coverage_text(coverage: pd.DataFrame, dataset: str, model: str, seed: int | None = None) -> str:
+    """``"0.97 (window 66 steps)"`` for one model on one dataset (one seed, or the mean)."""
+    rows = coverage[(coverage["dataset"] == dataset) & (coverage["model"] == model)]
+    if seed is not None:
+        rows = rows[rows["seed"] == seed]
+    values = rows["attribution_coverage"].dropna()
+    if values.empty:
+        return "not stored"
+    windows = rows["attribution_window"].dropna()
+    window = ""
+    if not windows.empty and windows.max() > 1:
+        window = f" (window {int(windows.max())} steps)"
+    return f"{values.mean():.2f}{window}"
+
+
 def effective_parameter_frame(data: ReportData) -> pd.DataFrame:
     """``p_train``, ``p_test``, ``n_train`` and ``n_eval`` per (dataset, model, seed)."""
     return _summary_frame(data, CellJob.EFFECTIVE_PARAMETERS, ["p_train", "p_test", "n_train", "n_eval"])
@@ -325,7 +351,8 @@ def top_contribution_tables(data: ReportData) -> list[dict]:
                     continue
                 merged = frames["network"].merge(frames["tree"], on=["eval_row", "rank"],
                                                  how="outer").sort_values(["eval_row", "rank"])
-                out.append({"dataset_name": names.get(dataset, dataset), "seed": int(seed),
+                out.append({"dataset": dataset, "dataset_name": names.get(dataset, dataset),
+                            "seed": int(seed),
                             "task": data.tasks().get(dataset, ""),
                             "network": network, "tree": tree,
                             "frame": merged.reset_index(drop=True)})

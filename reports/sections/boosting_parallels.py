@@ -7,6 +7,7 @@ from __future__ import annotations
 from tabscope.vocabulary import CellJob
 
 from ..document import Paragraph, Section, Table
+from ..lens import attribution_coverage_frame, coverage_text
 from ..figures_across import assembly_figure, kappa_path_figure
 from ..parallels import TOP_K, assembly_shares, influence_agreement, kappa_paths
 from ._common import ReportContext, ReportSection, failed_note, figure_block, fmt, in_report_order, no_data
@@ -64,19 +65,23 @@ def _build(context: ReportContext) -> Section:
                                        "kernel-norms job stored them, or no pair compared)."))
     else:
         agreement = in_report_order(agreement, data, model="tree")
+        coverage = attribution_coverage_frame(data)
         grouped = agreement.groupby(["dataset", "dataset_name", "network", "tree"], sort=False)
         section.blocks.append(Table(
             "(a) Agreement of network and GBDT influence on the same test points",
             ["dataset", "pair", "Spearman ρ (mean over points)", "2.5–97.5% over points",
-             f"top-{TOP_K} overlap", "chance overlap", "test points × seeds"],
+             f"top-{TOP_K} overlap", "chance overlap", "test points × seeds",
+             "network coverage"],
             [[name, f"{network} vs {tree}", fmt(g["spearman"].mean(), 3),
               f"{fmt(g['spearman_low'].mean(), 2)} – {fmt(g['spearman_high'].mean(), 2)}",
               fmt(g["overlap"].mean(), 3), fmt(g["chance_overlap"].mean(), 3),
-              int(g["n_points"].sum())]
-             for (_, name, network, tree), g in grouped],
+              int(g["n_points"].sum()), coverage_text(coverage, dataset, network)]
+             for (dataset, name, network, tree), g in grouped],
             note="Influence of training example i at x: |C(x, i)|, its total contribution "
                  "(Frobenius norm over outputs). Overlap above chance means the two models "
-                 "rely on the same neighbours.",
+                 "rely on the same neighbours. Network coverage: the share of the network's "
+                 "prediction change on these points that its contributions explain (mean "
+                 "over seeds; the GBDT's is 1), docs/design.md §1.8.",
         ))
     section.blocks += _assembly(context)
     paths = kappa_paths(data)

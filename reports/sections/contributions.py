@@ -23,14 +23,20 @@ def _build(context: ReportContext) -> Section:
         "both columns). Predictions are raw model outputs with the initial prediction f_0 in "
         "brackets: for classification the logit of the output shown (the predicted class "
         "when there are several), and a network's regression output is on its standardised "
-        "target scale, so compare ranks and signs across models rather than magnitudes."))
+        "target scale, so compare ranks and signs across models rather than magnitudes. "
+        "Coverage, under each table, is the share of the prediction's change (offset "
+        "excluded) on these test rows that the contributions explain; the rest is weight "
+        "decay and optimiser memory older than the attribution window (docs/design.md §1.8)."))
     tables = lens.top_contribution_tables(data)
     if not tables:
         section.blocks.append(no_data("no network/GBDT pair has stored top contributions for "
                                        "a common seed."))
         return section
+    coverage = lens.attribution_coverage_frame(data)
     for entry in tables:
         frame, network, tree = entry["frame"], entry["network"], entry["tree"]
+        covered = {model: lens.coverage_text(coverage, entry["dataset"], model, entry["seed"])
+                   for model in (network, tree)}
         classification = entry["task"] == "classification"
         rows, n_shared = [], 0
         for eval_row, group in frame.groupby("eval_row", sort=False):
@@ -57,7 +63,8 @@ def _build(context: ReportContext) -> Section:
              f"{tree} contribution"],
             rows,
             note=f"Bold: a training row among the top contributors of both models for the same "
-                 f"test row ({n_shared} such pairs in this table).",
+                 f"test row ({n_shared} such pairs in this table). Coverage: {network} "
+                 f"{covered[network]}, {tree} {covered[tree]}.",
         ))
     return section
 
