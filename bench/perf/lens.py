@@ -5,10 +5,13 @@ XGBoost (300 trees of depth 6), at each training size ``n`` with ``--eval`` eval
 rows: the fit, the kappa analysis (:meth:`kernel_norms`, norms only, docs/design.md §1.5)
 and the effective parameters (:meth:`effective_parameters`, dense up to ``--dense-max`` rows,
 sketched above; §1.6), each timed and reported as a ratio of the fit, with the process's
-peak resident memory up to the end of each analysis. Each (model, n) runs in a forked
-process, so the peaks do not leak between measurements. An analysis whose estimated cost
-exceeds ``--max-gflop`` is reported as skipped, with its estimate, as the benchmark does.
-Costs are in §1.9.
+peak resident memory up to the end of each analysis. Then the contributions of the
+``--shown`` rows a report displays (``kernel_view`` without norms): crediting the current
+batch only (``attribution_window=1``) and the optimiser's memory over the default window
+(§1.8), each with its time as a multiple of the fit and its coverage. Each (model, n) runs
+in a forked process, so the peaks do not leak between measurements. An analysis whose
+estimated cost exceeds ``--max-gflop`` is reported as skipped, with its estimate, as the
+benchmark does. Costs are in §1.9.
 
 Run with ``python -m tabscope.bench.perf.lens`` (``--help`` for the options).
 """
@@ -49,7 +52,7 @@ def _model(name: str, steps: int, width: int):
 
 
 def measure(name: str, n: int, n_eval: int, steps: int, width: int, sketch_size: int,
-            dense_max: int, max_gflop: float) -> dict:
+            dense_max: int, max_gflop: float, n_shown: int = 40) -> dict:
     """Time fit, kappa and effective parameters of one model at one size (in this process)."""
     import torch
 
@@ -83,6 +86,18 @@ def measure(name: str, n: int, n_eval: int, steps: int, width: int, sketch_size:
         row["p_s"] = float("nan")
         row["p"] = "skipped: " + str(exc).split(": ", 1)[-1]
     row["p_peak_gib"] = _peak_gib()
+    X_shown = X_eval[:n_shown]
+    for label, window in (("current", 1), ("window", "auto")):
+        started = time.perf_counter()
+        if name == "xgboost":  # trees credit every update: there is no window to choose
+            view = lens.kernel_view(X_shown)
+        else:
+            view = lens.kernel_view(X_shown, kernel_norms=False, smoother=False,
+                                    attribution_window=window)
+        row[f"view_{label}_s"] = time.perf_counter() - started
+        row[f"coverage_{label}"] = view.coverage
+        row["window"] = int(view.metadata.get("attribution_window", 1))
+    row["view_peak_gib"] = _peak_gib()
     return row
 
 
@@ -90,9 +105,12 @@ def _format(row: dict) -> str:
     fit = row["fit_s"]
     p_ratio = row["p_s"] / fit
     p_text = "skipped" if np.isnan(p_ratio) else f"{p_ratio:.1f}x"
+    peak = max(row["kappa_peak_gib"], row["p_peak_gib"], row["view_peak_gib"])
     return (f"| {row['model']} | {row['n']} | {fit:.2f} | {row['kappa_s'] / fit:.1f}x "
-            f"(SE {100 * row['kappa_train_se']:.1f}%) | {p_text} | "
-            f"{max(row['kappa_peak_gib'], row['p_peak_gib']):.2f} | {row['p']} |")
+            f"(SE {100 * row['kappa_train_se']:.1f}%) | {p_text} | {peak:.2f} | {row['p']} | "
+            f"{row['view_current_s'] / fit:.1f}x / {row['view_window_s'] / fit:.1f}x "
+            f"(L = {row['window']}) | {row['coverage_current']:.3f} / "
+            f"{row['coverage_window']:.3f} |")
 
 
 def main(argv=None) -> int:
@@ -106,15 +124,19 @@ def main(argv=None) -> int:
     parser.add_argument("--sketch-size", type=int, default=256)
     parser.add_argument("--dense-max", type=int, default=1500)
     parser.add_argument("--max-gflop", type=float, default=12000.0)
+    parser.add_argument("--shown", type=int, default=40,
+                        help="displayed rows whose contributions are timed (default 40)")
     args = parser.parse_args(argv)
-    print("| model | n | fit s | kappa / fit (train-mean SE) | p / fit | peak GiB | p_test |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | n | fit s | kappa / fit (train-mean SE) | p / fit | peak GiB | p_test "
+          "| shown contributions / fit (L = 1 / window) | coverage (L = 1 / window) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     context = multiprocessing.get_context("fork")  # the parent never imports torch
     for n in args.sizes:
         for name in args.models:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
                 row = pool.submit(measure, name, n, args.n_eval, args.steps, args.width,
-                                  args.sketch_size, args.dense_max, args.max_gflop).result()
+                                  args.sketch_size, args.dense_max, args.max_gflop,
+                                  args.shown).result()
             print(_format(row), flush=True)
     return 0
 
