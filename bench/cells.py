@@ -382,9 +382,11 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
         try:
             # Dense smoother while n x n is small, a seeded sketch above (design §1.6, §1.9).
             sketch = None if n_train <= settings.max_smoother_train else settings.sketch_size
+            window = ({"attribution_window": settings.attribution_window}
+                      if hasattr(lens, "telescoping_fidelity") else {})
             result = lens.effective_parameters(
                 X_eval, sketch_size=sketch, max_flops=settings.max_lens_gflop * 1e9,
-                random_state=task.seed,
+                random_state=task.seed, **window,
             )
             succeed(CellJob.EFFECTIVE_PARAMETERS, result.as_dict(), started)
         except AnalysisTooCostlyError as exc:
@@ -410,7 +412,7 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
             # One view of contributions for the few rows the report shows and the rows whose
             # influence the boosting-parallels section compares across models.
             explained = min(max(shown, INFLUENCE_ROWS), len(X_eval))
-            view = _displayed_view(lens, X_eval[:explained], settings.norm)
+            view = _displayed_view(lens, X_eval[:explained], settings)
             frames = {
                 "kernel_norms": pd.DataFrame(
                     {"row": eval_dataset_rows, "kappa": kappa, "kappa_bar": kappa_bar}),
@@ -455,15 +457,17 @@ def _run_cell_analyses(task: CellTask, estimator, data: PreparedData, outcome: C
             fail(CellJob.FIDELITY, exc)
 
 
-def _displayed_view(lens, X_shown: np.ndarray, norm: str):
+def _displayed_view(lens, X_shown: np.ndarray, settings):
     """The kernel view of the few displayed evaluation rows: their contributions only.
 
     A network's view skips the kernel norms (no checkpoints), so it costs a replay plus the
-    kernel between the displayed rows and each batch (docs/design.md §1.9).
+    kernel between the displayed rows and each batch, and the optimiser's memory credited
+    over the suite's attribution window (docs/design.md §1.8, §1.9).
     """
     if hasattr(lens, "telescoping_fidelity"):
-        return lens.kernel_view(X_shown, norm=norm, smoother=False, kernel_norms=False)
-    return lens.kernel_view(X_shown, norm=norm)
+        return lens.kernel_view(X_shown, norm=settings.norm, smoother=False, kernel_norms=False,
+                                attribution_window=settings.attribution_window)
+    return lens.kernel_view(X_shown, norm=settings.norm)
 
 
 def _irregularity_scores(task: CellTask, data: PreparedData, eval_rows: np.ndarray) -> np.ndarray:

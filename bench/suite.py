@@ -64,7 +64,9 @@ from pathlib import Path
 from tabscope.errors import UserError
 from tabscope.models.registry import ModelSpec, resolve_model_spec
 from tabscope.models.search_spaces import check_search_space, default_search_space
-from tabscope.validation import Interval, InvalidParameterError, one_of, validate_parameters
+from tabscope.validation import (
+    Interval, InvalidParameterError, StrOptions, one_of, validate_parameters,
+)
 from tabscope.vocabulary import Analysis, IrregularityMethod, KernelNorm, Metric, Task, choices
 
 from .tuning import TUNING_CONSTRAINTS, TuningSettings
@@ -123,7 +125,9 @@ class AnalysisSettings:
     sketch of ``sketch_size`` rows above (docs/design.md §1.6, §1.9); kappa_bar normalises
     by ``norm_train_sample_size`` seeded training rows (all of them for GBDTs). A network
     analysis estimated above ``max_lens_gflop`` is recorded as skipped with its estimate.
-    The accepted values are the table :data:`ANALYSIS_CONSTRAINTS`.
+    A network trained with momentum or Adam credits each batch over ``attribution_window``
+    steps (docs/design.md §1.8; "auto": until ``rho^L <= 1e-3``; 1: the current batch only,
+    cheaper and partial). The accepted values are the table :data:`ANALYSIS_CONSTRAINTS`.
     """
 
     max_eval: int = 300
@@ -135,6 +139,7 @@ class AnalysisSettings:
     sketch_size: int = 256
     norm_train_sample_size: int = 1_000
     max_lens_gflop: float = 12_000.0
+    attribution_window: int | str = "auto"
 
 
 #: What each ``[analysis]`` setting accepts, in scikit-learn's constraint language.
@@ -148,6 +153,7 @@ ANALYSIS_CONSTRAINTS = {
     "sketch_size": [Interval(Integral, 2, None, closed="left")],
     "norm_train_sample_size": [Interval(Integral, 2, None, closed="left")],
     "max_lens_gflop": [Interval(Real, 0, None, closed="neither")],
+    "attribution_window": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
 }
 
 

@@ -158,7 +158,9 @@ def make_results(directory: Path, *, incomplete: bool = False,
                 norms_summary = {"mean_kappa_bar_test": float(test_kappa.mean()),
                                  "max_kappa_bar_test": float(test_kappa.max()),
                                  "max_kappa_bar_train": float(train_kappa.max()),
-                                 "n_eval": N_TEST, "norm": "l1", "seconds": 0.1}
+                                 "n_eval": N_TEST, "norm": "l1", "seconds": 0.1,
+                                 "attribution_coverage": 0.97 if role == "network" else 1.0,
+                                 "attribution_window": 66 if role == "network" else 1}
                 analyses.append(_analysis("kernel_norms", dataset, seed, [model], norms_summary,
                                           paths))
                 if task == "regression":
@@ -604,6 +606,14 @@ def test_a_section_that_cannot_be_built_says_why():
     assert built.title == "Kernel irregularity"
     assert built.blocks[0].text == ("This section could not be built from the stored "
                                       "results: KeyError: 'gap_mean'")
+
+
+def test_contribution_tables_say_how_much_they_explain(report):
+    section = report["markdown"].split("## Most influential training examples\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    assert "Coverage, under each table, is the share of the prediction's change" in section
+    notes = re.findall(r"Coverage: mlp ([^,]+), xgboost ([^.]+\.\d+)", section)
+    assert notes and all(n == ("0.97 (window 66 steps)", "1.00") for n in notes)
 
 
 def test_training_rows_shared_by_both_models_are_marked(report):

@@ -186,6 +186,11 @@ def test_cross_dataset_sections_show_their_statistics(five_datasets):
     rows = re.findall(r"\| (\w+) \| mlp vs xgboost \| ([-\d.]+) \| [^|]+ \| ([\d.e-]+) \| ([\d.e-]+) \|",
                       parallels)
     assert len(rows) == 5
+    # beside the influence, how much of the network's prediction its contributions explain
+    coverage = re.findall(r"mlp vs xgboost \|[^\n]*\| ([\d.]+) \(window (\d+) steps\) \|$",
+                          parallels, flags=re.M)
+    assert len(coverage) == 5 and all(float(c) >= 0.9 for c, _ in coverage)
+    assert "Coverage: mlp " in _section(markdown, "Most influential training examples")
     for figure in ("critical_difference", "pooled_lens", "kappa_paths", "normalised_scores",
                    "win_rates", "effective_parameters_across"):
         assert (five_datasets["dir"] / "figures" / f"{figure}.png").stat().st_size > 5_000

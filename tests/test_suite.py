@@ -49,6 +49,8 @@ def test_quick_suite_meets_its_promise():
         ({"analysis": {"max_eval": True}}, "analysis.max_eval must not be a boolean"),
         ({"analysis": {"norm": "l3"}}, "'norm' parameter of [analysis]"),
         ({"analysis": {"irregularity_method": "lof"}}, "irregularity_method"),
+        ({"analysis": {"attribution_window": 0}}, "'attribution_window' parameter of [analysis]"),
+        ({"analysis": {"attribution_window": "all"}}, "'attribution_window' parameter of [analysis]"),
         ({"datasets": []}, "datasets"),
         ({"seeds": [True]}, "seeds"),
     ],

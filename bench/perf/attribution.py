@@ -2,9 +2,10 @@
 
 For each dataset and optimiser: a telescoping MLP (256-256, ``--steps`` steps of
 ``--batch-size``, no early stopping, the optimiser's default betas or momentum 0.9) is fitted
-on the split's training rows (training cap ``--max-train``), then viewed on ``--eval`` test
-rows twice: crediting the current batch only (``attribution_window=1``) and the optimiser's
-memory over the default window (docs/design.md §1.8). Prints, for each, the view's time as a
+on the split's training rows (training cap ``--max-train``; the validation rows unused),
+then viewed on ``--eval`` test rows twice: crediting the current batch only
+(``attribution_window=1``) and the optimiser's memory over the default window
+(docs/design.md §1.8). Prints, for each, the view's time as a
 multiple of the fit, its coverage (``1 - mean |unattributed| / mean |prediction - offset|``)
 and its identity error.
 
@@ -35,7 +36,7 @@ def measure(source: str, optimizer: str, *, steps: int, batch_size: int, n_eval:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(source)
-    split = make_split(dataset, seed, test_size=0.2, valid_size=0.0, max_train=max_train)
+    split = make_split(dataset, seed, test_size=0.2, valid_size=0.1, max_train=max_train)
     data = prepare_data(dataset, split, "network")
     cls = TelescopingMLPRegressor if dataset.task == Task.REGRESSION else TelescopingMLPClassifier
     model = cls((256, 256), optimizer=optimizer, learning_rate=OPTIMIZERS[optimizer],
